@@ -91,6 +91,25 @@ func (r *Reader) Next() (Entry, error) {
 	return e, nil
 }
 
+// NextHeader is Next for a walk that reads no payloads: it reads only the
+// entry's header, not ahead.
+func (r *Reader) NextHeader() (Entry, error) {
+	if r.err != nil {
+		return Entry{}, r.err
+	}
+	if r.next >= r.Len() {
+		return Entry{}, io.EOF
+	}
+	e, err := r.readEntry(r.next, r.off, false)
+	if err != nil {
+		r.err = err
+		return Entry{}, err
+	}
+	r.next++
+	r.off = e.NextOffset()
+	return e, nil
+}
+
 // All iterates over the remaining entries. It stops at the first error,
 // which it yields with a zero Entry; io.EOF is not yielded.
 func (r *Reader) All() func(yield func(Entry, error) bool) {

@@ -1,0 +1,131 @@
+// Command logship keeps a remote, crash-consistent copy of a block device
+// from the journal of the kernel's dm-log-writes target, and replays,
+// inspects and tests such journals locally.
+//
+// Exit status: 0 success; 1 a check found a difference or a failure
+// (verify, crashtest, replay --check); 2 usage error; 3 runtime error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a check found a difference or failure
+	exitUsage   = 2
+	exitRuntime = 3
+)
+
+// command is one subcommand: it parses its own flags and runs.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what a command may touch: its output streams.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// usageError is a mistake on the command line (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// checkFailed means a check ran and found a problem (exit 1); the command
+// has already printed the details.
+type checkFailed struct{ msg string }
+
+func (e checkFailed) Error() string { return e.msg }
+
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "logship: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return exitUsage
+	}
+	err := c.run(ctx, e, args[1:])
+	var ue usageError
+	var cf checkFailed
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "logship %s: %v\nRun 'logship %s --help' for usage.\n", c.name, err, c.name)
+		return exitUsage
+	case errors.As(err, &cf):
+		fmt.Fprintf(stderr, "logship %s: %v\n", c.name, err)
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "logship %s: %v\n", c.name, err)
+		return exitRuntime
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, "logship keeps a remote, crash-consistent copy of a block device from its dm-log-writes journal.\n\nUsage: logship COMMAND [flags] [args]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'logship COMMAND --help' for a command's flags.\nExit status: 0 success, 1 a check found a difference, 2 usage error, 3 runtime error.\n")
+}
+
+// newFlags makes a flag set whose --help prints the synopsis and description.
+func newFlags(e *env, name, synopsis, description string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard) // errors are reported once, by run
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: logship %s %s\n\n%s\n\nFlags:\n%s", name, synopsis, description, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses args, turning flag errors into usage errors.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
