@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 
@@ -97,12 +98,13 @@ func writeExtent(t Target, x barrier.Extent, payload func(i int) []byte) error {
 	return nil
 }
 
-// Replayer replays a journal at rest onto a target.
+// Replayer replays a journal at rest onto a target. While one window is
+// being written, the next one is read: a Replayer holds at most three
+// windows' payloads in memory, whatever the journal's size.
 type Replayer struct {
 	r   *journal.Reader
 	t   Target
 	opt Options
-	buf []byte // payloads of the window being applied
 }
 
 // New returns a Replayer that applies the entries of r, from its current
@@ -111,6 +113,19 @@ func New(r *journal.Reader, t Target, o Options) *Replayer {
 	return &Replayer{r: r, t: t, opt: o}
 }
 
+// loaded is a window with its payloads read, ready to apply; or, with w nil,
+// only a cut point to report.
+type loaded struct {
+	w    *barrier.Window
+	buf  []byte
+	offs []int64        // offset in buf of each entry's payload
+	at   *journal.Entry // the cut point this window ends at, if any
+}
+
+// bufAlign aligns payload buffers so that targets opened with O_DIRECT can
+// take them as they are.
+const bufAlign = 4096
+
 // Run applies entries until stop is hit (the stopping entry included) or
 // the journal ends. Windows are also cut after every entry for which cut
 // returns true; after such an entry has been applied, with everything before
@@ -118,62 +133,103 @@ func New(r *journal.Reader, t Target, o Options) *Replayer {
 // target; at may.
 func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.Entry) bool, at func(journal.Entry) error) (Stats, error) {
 	var st Stats
-	s := barrier.NewSplitter(p.opt.Limits)
-	apply := func(w *barrier.Window) error {
-		if w == nil {
-			return nil
-		}
-		ws, err := p.applyWindow(ctx, w)
-		st.Windows++
-		st.Written += ws.Written
-		st.Discarded += ws.Discarded
-		return err
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		e, err := p.r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return st, err
-		}
-		st.Entries++
-		hit := stop.Hit(e, st.Entries)
-		isCut := hit || (cut != nil && cut(e))
-		for _, w := range s.Add(e) {
-			if err := apply(w); err != nil {
-				return st, err
-			}
-		}
-		if isCut {
-			// Close the window at e, unless e closed it already.
-			if s.Pending() > 0 {
-				if err := apply(s.Close()); err != nil {
-					return st, err
+	g, ctx := errgroup.WithContext(ctx)
+	ready := make(chan loaded, 1)
+	free := make(chan []byte, 2)
+	free <- nil
+	free <- nil
+
+	// The reader: splits entries into windows and reads their payloads.
+	g.Go(func() error {
+		defer close(ready)
+		s := barrier.NewSplitter(p.opt.Limits)
+		send := func(w *barrier.Window, at *journal.Entry) error {
+			l := loaded{w: w, at: at}
+			if w != nil {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				var err error
+				if l.buf, l.offs, err = p.load(w, buf); err != nil {
+					return err
 				}
 			}
-			if at != nil {
-				if err := at(e); err != nil {
-					return st, err
+			select {
+			case ready <- l:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		for walked := int64(1); ; walked++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e, err := p.r.Next()
+			if err == io.EOF {
+				if w := s.Close(); w != nil {
+					return send(w, nil)
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			st.Entries++
+			hit := stop.Hit(e, walked)
+			isCut := hit || (cut != nil && cut(e))
+			ws := s.Add(e)
+			if isCut && s.Pending() > 0 {
+				ws = append(ws, s.Close())
+			}
+			for i, w := range ws {
+				var point *journal.Entry
+				if isCut && i == len(ws)-1 {
+					point = &e
+				}
+				if err := send(w, point); err != nil {
+					return err
+				}
+			}
+			if hit {
+				return nil
+			}
+		}
+	})
+
+	// The writer: applies windows in order.
+	g.Go(func() error {
+		for l := range ready {
+			payload := func(i int) []byte { return l.buf[l.offs[i] : l.offs[i]+l.w.Entries[i].PayloadLen()] }
+			ws, err := Apply(ctx, p.t, l.w, payload, p.opt)
+			if err != nil {
+				return err
+			}
+			st.Windows++
+			st.Written += ws.Written
+			st.Discarded += ws.Discarded
+			free <- l.buf
+			if l.at != nil && at != nil {
+				if err := at(*l.at); err != nil {
+					return err
 				}
 			}
 		}
-		if hit {
-			return st, nil
-		}
-	}
-	return st, apply(s.Close())
+		return nil
+	})
+	err := g.Wait()
+	return st, err
 }
 
-// applyWindow reads a window's payloads into one buffer and applies it.
-func (p *Replayer) applyWindow(ctx context.Context, w *barrier.Window) (Stats, error) {
-	if int64(cap(p.buf)) < w.Bytes {
-		p.buf = make([]byte, w.Bytes)
+// load reads a window's payloads into buf (grown as needed).
+func (p *Replayer) load(w *barrier.Window, buf []byte) ([]byte, []int64, error) {
+	if int64(cap(buf)) < w.Bytes {
+		buf = alignedBuffer(int(w.Bytes))
 	}
-	buf := p.buf[:w.Bytes]
+	buf = buf[:w.Bytes]
 	offs := make([]int64, len(w.Entries))
 	var off int64
 	for i, e := range w.Entries {
@@ -183,12 +239,21 @@ func (p *Replayer) applyWindow(ctx context.Context, w *barrier.Window) (Stats, e
 			continue
 		}
 		if err := p.r.ReadPayload(e, buf[off:off+n]); err != nil {
-			return Stats{}, err
+			return buf, nil, err
 		}
 		off += n
 	}
-	payload := func(i int) []byte { return buf[offs[i] : offs[i]+w.Entries[i].PayloadLen()] }
-	return Apply(ctx, p.t, w, payload, p.opt)
+	return buf, offs, nil
+}
+
+// alignedBuffer returns n bytes whose address is a multiple of bufAlign.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+bufAlign)
+	a := int(uintptr(unsafe.Pointer(&b[0])) & (bufAlign - 1))
+	if a != 0 {
+		a = bufAlign - a
+	}
+	return b[a : a+n : a+n]
 }
 
 // CheckSize walks the headers of r from its current position to the entry

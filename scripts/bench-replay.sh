@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Measures `logship replay` of a synthetic journal onto a file against
+# `dd oflag=direct` of the same number of bytes to the same disk, in one run.
+# Usage: scripts/bench-replay.sh [SIZE] [DIR]   (defaults: 1GiB, /var/tmp)
+set -euo pipefail
+size=${1:-1GiB}
+dir=$(mktemp -d "${2:-/var/tmp}/logship-bench.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+cd "$(dirname "$0")/.."
+make -s build
+go run ./fixtures/mkjournal -o "$dir/j.log" --size "$size" --device 2GiB
+cat "$dir/j.log" > /dev/null # journal in page cache: we measure writing, as dd does
+payload=$(./bin/logship inspect "$dir/j.log" | awk '/writes \(/{print}' )
+echo "journal: $(du -h --apparent-size "$dir/j.log" | cut -f1); $payload"
+bytes=$(stat -c %s "$dir/j.log")
+mb=$((bytes / 1048576))
+now() { date +%s.%N; }
+for round in 1 2; do
+  truncate -s 2G "$dir/target"; sync
+  t0=$(now); ./bin/logship replay -q "$dir/j.log" "$dir/target"; t1=$(now)
+  rm -f "$dir/target"; sync
+  t2=$(now); dd if="$dir/j.log" of="$dir/dd.out" bs=1M count=$mb oflag=direct status=none; t3=$(now)
+  rm -f "$dir/dd.out"; sync
+  awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v mb="$mb" -v round=$round \
+    'BEGIN { r = t1 - t0; d = t3 - t2; printf "round %d: replay %.2fs (%.0f MiB/s of journal), dd oflag=direct %.2fs (%.0f MiB/s): replay/dd = %.2f\n", round, r, mb/r, d, mb/d, d/r }'
+done
