@@ -199,7 +199,7 @@ func TestAddReturnsClosedWindows(t *testing.T) {
 func TestSplitWorkloads(t *testing.T) {
 	limits := []barrier.Limits{{}, {MaxEntries: 5}, {MaxBytes: 16 << 10}, {MaxEntries: 1}, {MaxEntries: 9, MaxBytes: 4096}}
 	for _, sectorSize := range []int{512, 4096} {
-		for seed := uint64(1); seed <= 12; seed++ {
+		for seed := uint64(1); seed <= 8; seed++ {
 			d := load(t, fixtures.DefaultWorkload(seed, sectorSize))
 			for _, l := range limits {
 				name := fmt.Sprintf("ss%d/seed%d/%d-entries/%d-bytes", sectorSize, seed, l.MaxEntries, l.MaxBytes)
