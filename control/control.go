@@ -1,0 +1,170 @@
+// Package control defines what the source (ship, sync, verify, recover)
+// and the replica (serve) say to each other on top of the parallel
+// transport: the calls on stream 0 (JSON request and reply bodies, see
+// docs/protocol.md section 7) and the payload of the DATA frames that carry
+// journal entries. The transport moves frames; this package gives them
+// meaning. Both sides import it; it imports only journal.
+package control
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/logship/logship/journal"
+)
+
+// Ops: the Op field of a Request.
+const (
+	OpOpen   = "open"   // open (or create) the session's task; reply: Task
+	OpStatus = "status" // list tasks; reply: Status
+)
+
+// Request is the body of a CALL.
+type Request struct {
+	Op string `json:"op"`
+	// OpOpen.
+	Open *Open `json:"open,omitempty"`
+}
+
+// Open asks the server to open the session's task (named in the hello).
+type Open struct {
+	// Size creates the task with a sparse image of Size bytes when it does
+	// not exist; 0 means the task must exist. A task that exists with a
+	// different size is refused.
+	Size int64 `json:"size,omitempty"`
+	// Journal identifies the journal the source will ship (see
+	// JournalID). A task whose durable position belongs to another journal
+	// starts that journal from its entry 0.
+	Journal string `json:"journal"`
+	// SectorSize is the journal's sector size: the unit of the entries'
+	// sectors in DATA frames.
+	SectorSize uint32 `json:"sector_size"`
+}
+
+// Position is where a task's image stands: every window of Journal up to
+// and including Window, that is entries [0, NextEntry), is durable.
+type Position struct {
+	Journal   string `json:"journal"`
+	NextEntry int64  `json:"next_entry"` // the first entry not yet durable
+	// NextWindow is the window sequence the source must use for the
+	// window starting at NextEntry.
+	NextWindow uint64 `json:"next_window"`
+}
+
+// Task is the reply to OpOpen.
+type Task struct {
+	Name      string   `json:"name"`
+	ImageSize int64    `json:"image_size"`
+	Created   bool     `json:"created"`
+	Durable   Position `json:"durable"`
+}
+
+// TaskStatus describes one task in a Status reply.
+type TaskStatus struct {
+	Name      string   `json:"name"`
+	ImageSize int64    `json:"image_size"`
+	Durable   Position `json:"durable"`
+	LastError string   `json:"last_error,omitempty"`
+}
+
+// Status is the reply to OpStatus.
+type Status struct {
+	Tasks []TaskStatus `json:"tasks"`
+}
+
+// Marshal encodes a request or reply body.
+func Marshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only fixed struct types are marshalled
+	}
+	return b
+}
+
+// Unmarshal decodes a body, refusing unknown fields.
+func Unmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// ErrMalformed: a body or entry frame that does not decode.
+var ErrMalformed = errors.New("control: malformed message")
+
+// Entry frame payload (frozen): the fields of a journal entry header that
+// matter, then the label, then the data.
+//
+//	offset size field
+//	 0     8    sector       in the journal's sector units
+//	 8     8    nr_sectors
+//	16     8    flags        journal.Flags
+//	24     4    label length
+//	28     4    reserved, 0
+//	32     ...  label, then data (nr_sectors * sector size bytes for a
+//	            write; none for other entries)
+const (
+	entSector    = 0
+	entNrSectors = 8
+	entFlags     = 16
+	entLabelLen  = 24
+	entReserved  = 28
+	EntryHeader  = 32
+)
+
+// AppendEntry appends the frame payload for e. A write too large for one
+// frame goes as several frames with the same entry index, each a sub-range:
+// pass the sub-range's Sector and NrSectors in e and its bytes in data.
+func AppendEntry(b []byte, e journal.Entry, data []byte) []byte {
+	var h [EntryHeader]byte
+	binary.LittleEndian.PutUint64(h[entSector:], e.Sector)
+	binary.LittleEndian.PutUint64(h[entNrSectors:], e.NrSectors)
+	binary.LittleEndian.PutUint64(h[entFlags:], uint64(e.Flags))
+	binary.LittleEndian.PutUint32(h[entLabelLen:], uint32(len(e.Label)))
+	b = append(b, h[:]...)
+	b = append(b, e.Label...)
+	return append(b, data...)
+}
+
+// ParseEntry decodes an entry frame payload. index is the frame's entry
+// index; sectorSize the task's journal sector size. The returned data
+// aliases p. The entry is validated like a journal header: unknown flags,
+// a payload that does not match nr_sectors, a label too long, are
+// ErrMalformed.
+func ParseEntry(p []byte, index int64, sectorSize uint32) (journal.Entry, []byte, error) {
+	if len(p) < EntryHeader {
+		return journal.Entry{}, nil, fmt.Errorf("%w: entry %d: %d-byte frame, header needs %d", ErrMalformed, index, len(p), EntryHeader)
+	}
+	e := journal.Entry{
+		Index:      index,
+		Sector:     binary.LittleEndian.Uint64(p[entSector:]),
+		NrSectors:  binary.LittleEndian.Uint64(p[entNrSectors:]),
+		Flags:      journal.Flags(binary.LittleEndian.Uint64(p[entFlags:])),
+		SectorSize: sectorSize,
+	}
+	ll := int64(binary.LittleEndian.Uint32(p[entLabelLen:]))
+	rest := p[EntryHeader:]
+	const known = journal.FlagFlush | journal.FlagFUA | journal.FlagDiscard | journal.FlagMark | journal.FlagMetadata
+	switch {
+	case e.Flags&^known != 0:
+		return e, nil, fmt.Errorf("%w: entry %d: unknown flags %#x", ErrMalformed, index, uint64(e.Flags))
+	case binary.LittleEndian.Uint32(p[entReserved:]) != 0:
+		return e, nil, fmt.Errorf("%w: entry %d: reserved bytes set", ErrMalformed, index)
+	case ll > int64(len(rest)) || ll > journal.MaxSectorSize:
+		return e, nil, fmt.Errorf("%w: entry %d: label of %d bytes", ErrMalformed, index, ll)
+	case ll > 0 && !e.IsMark():
+		return e, nil, fmt.Errorf("%w: entry %d: label on a %s entry", ErrMalformed, index, e.Flags)
+	}
+	e.Label = string(rest[:ll])
+	data := rest[ll:]
+	if e.NrSectors > 1<<40 || e.Sector > 1<<52 {
+		return e, nil, fmt.Errorf("%w: entry %d: sector range %d+%d", ErrMalformed, index, e.Sector, e.NrSectors)
+	}
+	if int64(len(data)) != e.PayloadLen() {
+		return e, nil, fmt.Errorf("%w: entry %d: %s of %d sectors carries %d data bytes, want %d",
+			ErrMalformed, index, e.Flags, e.NrSectors, len(data), e.PayloadLen())
+	}
+	return e, data, nil
+}
