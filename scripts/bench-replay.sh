@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Measures `logship replay` of a synthetic journal onto a file against
 # `dd oflag=direct` of the same number of bytes to the same disk, in one run.
-# Usage: scripts/bench-replay.sh [SIZE] [DIR]   (defaults: 1GiB, /var/tmp)
+# Usage: scripts/bench-replay.sh [SIZE] [DIR] [mkjournal flags]
+#   (defaults: 1GiB, /var/tmp; e.g. --sequential for a dd-like workload)
 set -euo pipefail
 size=${1:-1GiB}
 dir=$(mktemp -d "${2:-/var/tmp}/logship-bench.XXXXXX")
+shift 2 || shift $#
 trap 'rm -rf "$dir"' EXIT
 cd "$(dirname "$0")/.."
 make -s build
-go run ./fixtures/mkjournal -o "$dir/j.log" --size "$size" --device 2GiB
+go run ./fixtures/mkjournal -o "$dir/j.log" --size "$size" --device 2GiB "$@"
 cat "$dir/j.log" > /dev/null # journal in page cache: we measure writing, as dd does
 payload=$(./bin/logship inspect "$dir/j.log" | awk '/writes \(/{print}' )
 echo "journal: $(du -h --apparent-size "$dir/j.log" | cut -f1); $payload"
 bytes=$(stat -c %s "$dir/j.log")
 mb=$((bytes / 1048576))
 now() { date +%s.%N; }
-for round in 1 2; do
+for round in 1 2 3; do
   truncate -s 2G "$dir/target"; sync
   t0=$(now); ./bin/logship replay -q "$dir/j.log" "$dir/target"; t1=$(now)
   rm -f "$dir/target"; sync
