@@ -198,7 +198,7 @@ func TestRefusedBySession(t *testing.T) {
 			ErrWindow, CodeWindow, "window 5 is open on this stream"},
 		{"stream starts late", ServerConfig{}, []step{{0, end(5, 0, 0, 0, 0)}, {0, end(6, 0, 0, 0, 0)}, {1, end(6, 0, 0, 0, 0)}},
 			ErrWindow, CodeWindow, "parallel: window incomplete or inconsistent: the stream's first window is"},
-		{"credit overrun", ServerConfig{Credit: MinCredit}, []step{{0, data(5, 0, 0, 40 << 10)}, {1, data(5, 1, 1, 40 << 10)}},
+		{"credit overrun", ServerConfig{Credit: MinCredit}, []step{{0, data(5, 0, 0, 40<<10)}, {1, data(5, 1, 1, 40<<10)}},
 			ErrCredit, CodeCredit, "credit exceeded: frame costs 41024 bytes with 41024 of 65536 in use"},
 		{"too many calls", ServerConfig{MaxCalls: 1, Handler: blocking}, []step{{0, encode(t, Frame{Type: TypeCall, Entry: 1}, false)}, {0, encode(t, Frame{Type: TypeCall, Entry: 2}, false)}},
 			ErrProtocol, CodeProtocol, "CALL frame (call 2): parallel: protocol violation: more than 1 outstanding calls"},
