@@ -54,7 +54,7 @@ func CoalesceSubset(entries []journal.Entry, keep []int) []Extent {
 // at every entry's start and end into elementary segments; a union-find over
 // the segments skips the claimed ones, so each is painted once.
 func coalesce(entries []journal.Entry, keep []int, all bool) []Extent {
-	var idx []int // entries that touch the device, in journal order
+	idx := make([]int, 0, len(entries)) // entries that touch the device, in journal order
 	add := func(i int) {
 		if touchesDevice(entries[i]) {
 			idx = append(idx, i)
@@ -84,12 +84,13 @@ func coalesce(entries []journal.Entry, keep []int, all bool) []Extent {
 	cuts = slices.Compact(cuts)
 	nseg := len(cuts) - 1 // segment k is [cuts[k], cuts[k+1])
 
-	owner := make([]int32, nseg) // the entry whose bytes segment k ends with, or -1
+	segs := make([]int32, 2*nseg+1)
+	owner := segs[:nseg] // the entry whose bytes segment k ends with, or -1
 	for k := range owner {
 		owner[k] = -1
 	}
 	// next[k] leads to the first unpainted segment at or after k (nseg: none).
-	next := make([]int32, nseg+1)
+	next := segs[nseg:]
 	for k := range next {
 		next[k] = int32(k)
 	}
@@ -117,9 +118,9 @@ func coalesce(entries []journal.Entry, keep []int, all bool) []Extent {
 	}
 
 	var (
-		xs    []Extent
-		parts []Part
-		first []int // first[x] is the index in parts of extent x's first part
+		xs    = make([]Extent, 0, len(idx))
+		parts = make([]Part, 0, len(idx))
+		first = make([]int, 0, len(idx)+1) // first[x] is the index in parts of extent x's first part
 	)
 	for k, o := range owner {
 		if o < 0 {

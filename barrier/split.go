@@ -90,6 +90,7 @@ type Splitter struct {
 	lim  Limits
 	seq  uint64  // Seq of the next window to close
 	open *Window // the window being filled, or nil
+	last int     // entries in the window closed last
 }
 
 // NewSplitter returns a Splitter whose first window has Seq 0.
@@ -112,7 +113,8 @@ func (s *Splitter) Add(e journal.Entry) []*Window {
 		closed = append(closed, s.close(Cap))
 	}
 	if s.open == nil {
-		s.open = &Window{}
+		// Windows tend to be as long as the one before.
+		s.open = &Window{Entries: make([]journal.Entry, 0, min(max(s.last, 4), s.lim.MaxEntries))}
 	}
 	s.open.Entries = append(s.open.Entries, e)
 	s.open.Bytes += e.PayloadLen()
@@ -147,6 +149,7 @@ func (s *Splitter) close(r Reason) *Window {
 	w := s.open
 	w.Seq, w.Reason = s.seq, r
 	s.seq++
+	s.last = len(w.Entries)
 	s.open = nil
 	return w
 }
