@@ -120,7 +120,7 @@ func applyExtent(img []byte, x barrier.Extent, r replay) {
 }
 
 // images are scratch images for checkApply.
-var images = sync.Pool{New: func() any { return []byte(nil) }}
+var images = sync.Pool{New: func() any { return new([]byte) }}
 
 // checkApply applies xs onto copies of before in a random order, and
 // concurrently from four goroutines (under -race, extents that share a
@@ -130,9 +130,10 @@ func checkApply(before, want []byte, xs []barrier.Extent, r replay, rng *rand.Ra
 		return err
 	}
 	perm := rng.Perm(len(xs))
-	img := images.Get().([]byte)[:0]
-	defer func() { images.Put(img) }()
-	img = append(img, before...)
+	scratch := images.Get().(*[]byte)
+	defer images.Put(scratch)
+	img := append((*scratch)[:0], before...)
+	*scratch = img
 	for _, k := range perm {
 		applyExtent(img, xs[k], r)
 	}
