@@ -11,9 +11,6 @@ GO        ?= go
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
 COUNT     ?= 6
-# Debian packages the tests need: qemu-io (independent journal producer),
-# the kernel VM (qemu-system-x86, busybox-static, dmsetup), ext4 tools.
-DEBS      := qemu-utils qemu-system-x86 busybox-static e2fsprogs dmsetup
 
 .PHONY: all build deps test test-unit test-race vet lint bench fuzz demo clean
 
@@ -22,16 +19,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/logship ./cmd/logship
 
-# deps installs what the tests need on a fresh Debian machine. It is quiet
-# and quick when everything is there already.
+# deps installs what the tests need on a fresh Debian machine (as root):
+# qemu-utils (qemu-io, the independent journal producer), qemu-system-x86,
+# busybox-static, dmsetup, e2fsprogs and xz-utils (the kernel VM), then the
+# Go modules. It is quiet and quick when everything is there already.
 deps:
-	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$missing"; \
-		if [ "$$(id -u)" != 0 ]; then echo "make deps: need root to apt-get install$$missing" >&2; exit 1; fi; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	sh scripts/vm-deps.sh
 	$(GO) mod download
 
 vet:

@@ -6,7 +6,7 @@
 # prints nothing and exits 0.
 set -eu
 
-pkgs="qemu-system-x86 busybox-static qemu-utils e2fsprogs dmsetup"
+pkgs="qemu-system-x86 busybox-static qemu-utils e2fsprogs dmsetup xz-utils"
 
 missing=""
 for p in $pkgs; do
