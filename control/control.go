@@ -74,6 +74,40 @@ type Status struct {
 	Tasks []TaskStatus `json:"tasks"`
 }
 
+// Application error codes: the code of an ERROR frame (which ends the
+// session) or of an error reply to a call (which does not) sent by the
+// server, for parallel.Code (docs/protocol.md section 7). Compare with
+// parallel.RemoteError.Code. Retryable says which ones a source should
+// retry after a pause (with a new session).
+const (
+	CodeBadRequest = 0x101 // a call body or op the server does not understand
+	CodeBadTask    = 0x102 // the task name in the hello is not a valid task name
+	CodeTaskBusy   = 0x103 // another session is using the task (retryable)
+	CodeNoTask     = 0x104 // open without a size of a task that does not exist
+	CodeMismatch   = 0x105 // open: the task exists with another size or sector size
+	CodeNotOpen    = 0x106 // a window arrived before a successful open
+	CodeBadEntry   = 0x107 // an entry frame that is malformed, outside the image or out of place
+	CodeSequence   = 0x108 // a window or entry out of sequence: a gap, a duplicate, a wrong start
+	CodeNoSpace    = 0x109 // the server's disk is full (retryable)
+	CodeIO         = 0x10A // another I/O error on the server (retryable)
+	CodeShutdown   = 0x10B // the server is shutting down (retryable)
+)
+
+// Retryable reports whether an error with this code may go away by itself:
+// the source should open a new session after a pause and resume from the
+// durable position. Other codes mean the source is sending something wrong.
+func Retryable(code uint16) bool {
+	switch code {
+	case CodeTaskBusy, CodeNoSpace, CodeIO, CodeShutdown:
+		return true
+	}
+	return false
+}
+
+// MaxJournalID bounds Open.Journal (and Position.Journal): the server
+// refuses a longer identity, or one with bytes outside printable ASCII.
+const MaxJournalID = 256
+
 // Marshal encodes a request or reply body.
 func Marshal(v any) []byte {
 	b, err := json.Marshal(v)

@@ -61,3 +61,15 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestRetryable(t *testing.T) {
+	for code, want := range map[uint16]bool{
+		control.CodeTaskBusy: true, control.CodeNoSpace: true, control.CodeIO: true, control.CodeShutdown: true,
+		control.CodeBadRequest: false, control.CodeBadTask: false, control.CodeNoTask: false, control.CodeMismatch: false,
+		control.CodeNotOpen: false, control.CodeBadEntry: false, control.CodeSequence: false, 0x100: false,
+	} {
+		if got := control.Retryable(code); got != want {
+			t.Errorf("Retryable(%#x) = %v, want %v", code, got, want)
+		}
+	}
+}
