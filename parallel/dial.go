@@ -255,8 +255,9 @@ type Listener struct {
 	ready  chan *Session // assembled, not yet accepted
 	closed chan struct{} // closed by Close
 
-	mu      sync.Mutex                   // guards pending
-	pending map[[16]byte]*pendingSession //
+	mu      sync.Mutex                   // guards pending and shaking
+	pending map[[16]byte]*pendingSession // sessions whose streams are arriving
+	shaking map[net.Conn]struct{}        // connections in handshake, closed by Close
 }
 
 // pendingSession is a session whose streams are still arriving.
@@ -326,6 +327,7 @@ func Listen(addr string, cfg ServerConfig) (*Listener, error) {
 		ready:   make(chan *Session, cfg.MaxPending),
 		closed:  make(chan struct{}),
 		pending: make(map[[16]byte]*pendingSession),
+		shaking: make(map[net.Conn]struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.g.Go(l.acceptLoop)
@@ -359,6 +361,11 @@ func (l *Listener) Close() error {
 	close(l.closed)
 	l.cancel()
 	err := l.ln.Close()
+	l.mu.Lock()
+	for nc := range l.shaking {
+		nc.Close()
+	}
+	l.mu.Unlock()
 	l.g.Wait()
 	for {
 		select {
@@ -419,9 +426,18 @@ func (l *Listener) serveConn(nc net.Conn) {
 			return
 		}
 	}
-	stop := context.AfterFunc(l.ctx, func() { nc.Close() })
+	l.mu.Lock()
+	if l.ctx.Err() != nil {
+		l.mu.Unlock()
+		nc.Close()
+		return
+	}
+	l.shaking[nc] = struct{}{}
+	l.mu.Unlock()
 	c, err := serverHandshake(l.ctx, nc, l)
-	stop()
+	l.mu.Lock()
+	delete(l.shaking, nc)
+	l.mu.Unlock()
 	if err != nil {
 		nc.Close()
 		l.refuse(remote, err)
@@ -456,6 +472,10 @@ func (l *Listener) serveConn(nc net.Conn) {
 func (l *Listener) join(c *conn) (*pendingSession, error) {
 	h := c.peer
 	l.mu.Lock()
+	if l.ctx.Err() != nil {
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: server shutting down", ErrBusy)
+	}
 	p := l.pending[h.session]
 	if p == nil {
 		p = &pendingSession{hello: h, conns: make([]*conn, h.count), deadline: time.Now().Add(l.cfg.Assemble), dead: make(chan struct{})}

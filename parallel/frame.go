@@ -218,7 +218,8 @@ func (fw *frameWriter) write(f *Frame, compress bool) (int, error) {
 	if compress && len(payload) >= minCompress && types[f.Type].compress {
 		if fw.enc == nil {
 			enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1),
-				zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
+				zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true),
+				zstd.WithEncoderCRC(false)) // the frame checksum covers the wire bytes
 			if err != nil {
 				return 0, err
 			}

