@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -712,5 +713,39 @@ func readError(t testing.TB, c *conn) *RemoteError {
 		if f.Type != TypePing && f.Type != TypeCredit && f.Type != TypeAck {
 			t.Fatalf("got %v frame waiting for ERROR", f.Type)
 		}
+	}
+}
+
+// TestCutAfterPartialEnds: WINDOW_END reached three of four streams, then
+// the fourth connection drops: the window is not delivered.
+func TestCutAfterPartialEnds(t *testing.T) {
+	l := listen(t, ServerConfig{})
+	conns := rawDial(t, l, 4, 5*time.Second, "")
+	s := accept(t, l)
+	for i, c := range conns {
+		f := Frame{Type: TypeData, Window: 9, Entry: uint64(i), Ordinal: uint32(i), Payload: fill(9, uint32(i), 1000)}
+		if err := c.send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns[:3] {
+		if err := c.send(Frame{Type: TypeWindowEnd, Window: 9, Payload: windowEnd{1, 1000, 4, 4000}.marshal()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns[3].nc.Close()
+	w, err := s.Next(testCtx(t))
+	if err == nil {
+		t.Fatalf("window %d delivered without its fourth WINDOW_END", w.Seq)
+	}
+	var se *StreamError
+	if !errors.As(err, &se) || se.Stream != 3 {
+		t.Fatalf("Next: %v, want a *StreamError on stream 3", err)
+	}
+	if re := readError(t, conns[0]); re.Code != CodeStreamLost || !strings.Contains(re.Msg, "stream 3") {
+		t.Fatalf("client got ERROR %v %q, want STREAM_LOST naming stream 3", re.Code, re.Msg)
+	}
+	for _, c := range conns {
+		c.nc.Close()
 	}
 }
