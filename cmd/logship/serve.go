@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/replica"
+)
+
+func init() {
+	register(command{name: "serve", summary: "the backup server: keeps task images up to date from shipped windows", run: runServe})
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "--listen ADDR --dir DIR (--tls-cert F --tls-key F --client-ca F | --psk-file F | --insecure) [flags]",
+		`Runs the backup server. Each task is a directory DIR/TASK holding the raw
+image (DIR/TASK/image, a sparse file any tool can read or mount) and its
+state. Sources connect with 'logship ship', open their task and send
+windows; a window is acked once it is durable.
+
+By default windows are group-committed: appended to a staging log
+(DIR/TASK/staging-NNNNNN.log, dm-log-writes format), one fsync acks a batch,
+and the image follows in the background. After a crash, the staging log is
+replayed onto the images from their checkpoints before the server accepts
+sessions. --sync-per-window instead applies each window and syncs the image
+before acking it.
+
+Authentication: TLS 1.3 with client certificates (--tls-cert, --tls-key,
+--client-ca), or a pre-shared key (--psk-file, at least 16 bytes), or none
+with --insecure, which is accepted only on a loopback address.`)
+	var (
+		listen    = fs.String("listen", "", "address to listen on, host:port")
+		dir       = fs.String("dir", "", "directory of the tasks (created if missing)")
+		tlsCert   = fs.String("tls-cert", "", "server certificate (PEM)")
+		tlsKey    = fs.String("tls-key", "", "server key (PEM)")
+		clientCA  = fs.String("client-ca", "", "CA certificates that sign client certificates (PEM)")
+		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key")
+		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
+		creditS   = fs.String("credit", "64MiB", "bytes of windows a session may have in flight (server memory per session)")
+		retain    = fs.Bool("retain", false, "keep the staging logs after they are checkpointed (for recovery to a mark)")
+		syncEach  = fs.Bool("sync-per-window", false, "apply and sync every window before acking it, without a staging log")
+		par       = fs.Int("parallel", replica.DefaultParallel, "concurrent writes inside a window")
+		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
+		rotateS   = fs.String("staging-rotate", humanize.IBytes(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
+		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s)")
+	)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *listen == "" || *dir == "" {
+		return usagef("--listen and --dir are required")
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return usagef("--listen %q: %v", *listen, err)
+	}
+	credit, err := humanize.ParseBytes(*creditS)
+	if err != nil || credit < parallel.MinCredit || credit > 1<<40 {
+		return usagef("--credit %q: want a size from %s to 1TiB", *creditS, humanize.IBytes(parallel.MinCredit))
+	}
+	rotate, err := humanize.ParseBytes(*rotateS)
+	if err != nil || rotate == 0 || rotate > 1<<50 {
+		return usagef("--staging-rotate %q: want a size", *rotateS)
+	}
+	if *par < 1 || *par > 1024 {
+		return usagef("--parallel %d: want 1 to 1024", *par)
+	}
+	scfg := parallel.ServerConfig{Credit: int64(credit), Timeouts: parallel.Timeouts{KeepAlive: *streamsKA}}
+	modes := 0
+	if *tlsCert != "" || *tlsKey != "" || *clientCA != "" {
+		modes++
+		if *tlsCert == "" || *tlsKey == "" || *clientCA == "" {
+			return usagef("TLS needs --tls-cert, --tls-key and --client-ca together")
+		}
+		if scfg.TLS, err = parallel.LoadServerTLS(*tlsCert, *tlsKey, *clientCA); err != nil {
+			return err
+		}
+	}
+	if *pskFile != "" {
+		modes++
+		if scfg.PSK, err = parallel.LoadPSK(*pskFile); err != nil {
+			return err
+		}
+	}
+	if *insecure {
+		modes++
+		scfg.Insecure = true
+	}
+	if modes != 1 {
+		return usagef("choose one authentication: --tls-cert/--tls-key/--client-ca, --psk-file or --insecure (%d given)", modes)
+	}
+
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(e.stderr, "%s serve: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
+	srv, err := replica.Open(ctx, replica.Config{
+		Dir:             *dir,
+		SyncPerWindow:   *syncEach,
+		Retain:          *retain,
+		Parallel:        *par,
+		CheckpointEvery: *cpEvery,
+		StagingRotate:   int64(rotate),
+		Logf:            logf,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	scfg.Handler = srv.Handle
+	scfg.OnRefuse = func(remote net.Addr, err error) { logf("refused %v: %v", remote, err) }
+	l, err := parallel.Listen(*listen, scfg)
+	if err != nil {
+		return err
+	}
+	mode := "group commit"
+	if *syncEach {
+		mode = "sync per window"
+	}
+	logf("listening on %s (dir %s, %s, credit %s)", l.Addr(), *dir, mode, humanize.IBytes(credit))
+	err = srv.Serve(ctx, l)
+	l.Close()
+	logf("stopped")
+	return err
+}

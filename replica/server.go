@@ -1,0 +1,373 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/journal"
+	"github.com/logship/logship/parallel"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultParallel        = 4
+	DefaultCheckpointEvery = time.Second
+	DefaultCheckpointBytes = 256 << 20
+	DefaultStagingRotate   = 256 << 20
+)
+
+// Config configures a Server.
+type Config struct {
+	// Dir holds one directory per task; created if missing.
+	Dir string
+	// SyncPerWindow applies every window, syncs the image and rewrites
+	// the state before acking it. Without it (the default) windows are
+	// group-committed through the staging log.
+	SyncPerWindow bool
+	// Retain keeps the staging logs after their windows are checkpointed
+	// (for recovery to a mark later).
+	Retain bool
+	// Parallel is the number of concurrent writes inside a window
+	// (DefaultParallel if 0).
+	Parallel int
+	// CheckpointEvery and CheckpointBytes say how often, in group commit,
+	// the image is synced and the checkpoint moved: after this much time
+	// or this many bytes applied, whichever comes first.
+	CheckpointEvery time.Duration
+	CheckpointBytes int64
+	// StagingRotate starts a new staging log once one holds this many
+	// bytes (DefaultStagingRotate if 0).
+	StagingRotate int64
+	// Logf, if set, is told what the server does (sessions, recoveries,
+	// failures).
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) defaults() {
+	if c.Parallel <= 0 {
+		c.Parallel = DefaultParallel
+	}
+	if c.CheckpointEvery <= 0 {
+		c.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if c.CheckpointBytes <= 0 {
+		c.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if c.StagingRotate <= 0 {
+		c.StagingRotate = DefaultStagingRotate
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// A Server keeps the tasks of one directory and serves sessions of a
+// parallel.Listener: Open it (which recovers every task), pass its Handle
+// method as the listener's call handler, run Serve, then Close.
+type Server struct {
+	cfg  Config
+	lock *os.File // DIR/.lock, flocked
+
+	mu       sync.Mutex                     // guards the maps
+	claims   map[string]*session            // task name → the session using it
+	sessions map[*parallel.Session]*session // sessions known to Serve or Handle
+	lastErr  map[string]string              // task name → why its last session failed
+	idle     chan struct{}                  // closed and replaced when a claim is released
+
+	// abandon makes sessions stop without syncing anything more, as if
+	// the process died (tests).
+	abandon atomic.Bool
+}
+
+// Open opens (creating if needed) the server directory cfg.Dir, takes its
+// lock, and recovers every task in it: the staging log of each is
+// replayed from its checkpoint onto its image before Open returns.
+// A task that cannot be recovered is reported through Logf and left for
+// its next open to retry; it does not stop the server.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.defaults()
+	if cfg.Dir == "" {
+		return nil, errors.New("replica: no directory")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, ioErr("creating", cfg.Dir, err)
+	}
+	lp := filepath.Join(cfg.Dir, ".lock")
+	lock, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, ioErr("opening", lp, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrDirBusy, cfg.Dir)
+		}
+		return nil, ioErr("locking", lp, err)
+	}
+	srv := &Server{
+		cfg:      cfg,
+		lock:     lock,
+		claims:   make(map[string]*session),
+		sessions: make(map[*parallel.Session]*session),
+		lastErr:  make(map[string]string),
+		idle:     make(chan struct{}),
+	}
+	if err := srv.recoverAll(ctx); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return srv, nil
+}
+
+// Close releases the directory. Serve must have returned.
+func (srv *Server) Close() error {
+	return srv.lock.Close()
+}
+
+// Dir returns the server's directory.
+func (srv *Server) Dir() string { return srv.cfg.Dir }
+
+// recoverAll removes what an interrupted task creation left and recovers
+// every task.
+func (srv *Server) recoverAll(ctx context.Context) error {
+	des, err := os.ReadDir(srv.cfg.Dir)
+	if err != nil {
+		return ioErr("listing", srv.cfg.Dir, err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".new-") && de.IsDir() {
+			os.RemoveAll(filepath.Join(srv.cfg.Dir, name))
+			continue
+		}
+		if !de.IsDir() || CheckTask(name) != nil {
+			continue
+		}
+		t, err := openTask(srv.cfg.Dir, name)
+		if err == nil {
+			var res recoverResult
+			res, err = t.recover(ctx, srv.cfg.Retain, srv.cfg.Parallel)
+			if err == nil && res.Windows > 0 {
+				srv.cfg.Logf("task %s: recovered %d windows from the staging log, now at %s (%s)", name, res.Windows, fmtPos(t.position()), res.Stop)
+			}
+			t.close()
+		}
+		if err != nil {
+			srv.cfg.Logf("task %s: recovery failed, will retry on open: %v", name, err)
+			srv.lastErr[name] = err.Error()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func fmtPos(p control.Position) string {
+	return fmt.Sprintf("window %d, entry %d of %s", p.NextWindow, p.NextEntry, p.Journal)
+}
+
+// Serve runs the sessions that l accepts until ctx is canceled, then makes
+// every session stop (telling its client SHUTDOWN), waits until each has
+// made what it received durable and closed its task, and returns nil. It
+// returns early with the error of l.Accept if the listener fails. The
+// caller closes l afterwards.
+func (srv *Server) Serve(ctx context.Context, l *parallel.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		ps, err := l.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Go(func() { srv.serveSession(ctx, ps) })
+	}
+}
+
+// session returns the server's record of ps, making it if needed.
+func (srv *Server) session(ps *parallel.Session) *session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	ss := srv.sessions[ps]
+	if ss == nil {
+		ss = &session{srv: srv, ps: ps, accepted: make(chan struct{})}
+		srv.sessions[ps] = ss
+	}
+	return ss
+}
+
+// claim gives task name to ss, or refuses when another session has it.
+func (srv *Server) claim(ss *session, name string) error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if other := srv.claims[name]; other != nil {
+		return fmt.Errorf("%w: task %s is used by another session (%x); retry when it has ended", ErrTaskBusy, name, other.ps.ID())
+	}
+	srv.claims[name] = ss
+	return nil
+}
+
+// serveSession runs one session from start to end.
+func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
+	ss := srv.session(ps)
+	name := ps.Task()
+	var err error
+	if name != "" {
+		if err = CheckTask(name); err == nil {
+			if err = srv.claim(ss, name); err == nil {
+				ss.claimed = true
+			}
+		}
+	}
+	ss.claimErr = err
+	close(ss.accepted)
+	srv.cfg.Logf("session %x: task %q, %d streams, %v", ps.ID(), name, ps.Streams(), ps.Auth())
+	if err == nil {
+		err = ss.receive(ctx)
+	}
+	if err != nil {
+		ps.Fail(codeOf(err), err.Error())
+		srv.cfg.Logf("session %x: task %q: %v", ps.ID(), name, err)
+	} else {
+		srv.cfg.Logf("session %x: task %q: ended: %v", ps.ID(), name, ps.Err())
+	}
+	ps.Close() // waits for the call handlers
+	ss.mu.Lock()
+	t := ss.t
+	ss.t = nil
+	ss.mu.Unlock()
+	if t != nil {
+		if cerr := t.close(); cerr != nil {
+			srv.cfg.Logf("task %s: closing: %v", name, cerr)
+		}
+	}
+	srv.mu.Lock()
+	delete(srv.sessions, ps)
+	if ss.claimed {
+		delete(srv.claims, name)
+		if err != nil {
+			srv.lastErr[name] = err.Error()
+		}
+		close(srv.idle)
+		srv.idle = make(chan struct{})
+	}
+	srv.mu.Unlock()
+}
+
+// waitIdle waits until no task is claimed (tests, benchmarks).
+func (srv *Server) waitIdle(ctx context.Context) error {
+	for {
+		srv.mu.Lock()
+		n, ch := len(srv.claims), srv.idle
+		srv.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Handle answers the calls of control (docs/protocol.md section 7.1). It
+// is the parallel.Handler to give the listener.
+func (srv *Server) Handle(ctx context.Context, ps *parallel.Session, req []byte) ([]byte, error) {
+	var r control.Request
+	if err := control.Unmarshal(req, &r); err != nil {
+		return nil, remote(fmt.Errorf("%w: %w", ErrBadRequest, err))
+	}
+	switch r.Op {
+	case control.OpStatus:
+		st, err := srv.status()
+		if err != nil {
+			return nil, remote(err)
+		}
+		return control.Marshal(st), nil
+	case control.OpOpen:
+		if r.Open == nil {
+			return nil, remote(fmt.Errorf("%w: open without its fields", ErrBadRequest))
+		}
+		ss := srv.session(ps)
+		select {
+		case <-ss.accepted:
+		case <-ctx.Done():
+			srv.mu.Lock()
+			delete(srv.sessions, ps)
+			srv.mu.Unlock()
+			return nil, remote(ErrShutdown)
+		}
+		t, err := ss.open(ctx, *r.Open)
+		if err != nil {
+			return nil, remote(err)
+		}
+		return control.Marshal(t), nil
+	}
+	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
+}
+
+// status lists the tasks of the directory.
+func (srv *Server) status() (control.Status, error) {
+	des, err := os.ReadDir(srv.cfg.Dir)
+	if err != nil {
+		return control.Status{}, ioErr("listing", srv.cfg.Dir, err)
+	}
+	st := control.Status{Tasks: []control.TaskStatus{}}
+	for _, de := range des {
+		name := de.Name()
+		if !de.IsDir() || CheckTask(name) != nil {
+			continue
+		}
+		ts := control.TaskStatus{Name: name}
+		srv.mu.Lock()
+		ts.LastError = srv.lastErr[name]
+		var t *task
+		if ss := srv.claims[name]; ss != nil {
+			ss.mu.Lock()
+			t = ss.t
+			ss.mu.Unlock()
+		}
+		srv.mu.Unlock()
+		if t != nil {
+			ts.ImageSize, ts.Durable = t.state().Size, t.position()
+		} else if s, err := loadState(filepath.Join(srv.cfg.Dir, name)); err == nil {
+			ts.ImageSize, ts.Durable = s.Size, s.Durable
+		} else if ts.LastError == "" {
+			ts.LastError = err.Error()
+		}
+		st.Tasks = append(st.Tasks, ts)
+	}
+	return st, nil
+}
+
+// checkOpen refuses open fields that cannot be right.
+func checkOpen(o control.Open) error {
+	switch {
+	case o.Size < 0:
+		return fmt.Errorf("%w: open: size %d", ErrBadRequest, o.Size)
+	case !journal.ValidSectorSize(int(o.SectorSize)):
+		return fmt.Errorf("%w: open: sector size %d is not a power of two from %d to %d", ErrBadRequest, o.SectorSize, journal.MinSectorSize, journal.MaxSectorSize)
+	case len(o.Journal) > control.MaxJournalID:
+		return fmt.Errorf("%w: open: journal identity of %d bytes, at most %d", ErrBadRequest, len(o.Journal), control.MaxJournalID)
+	}
+	for i := 0; i < len(o.Journal); i++ {
+		if c := o.Journal[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("%w: open: journal identity %q: byte %#02x is not printable ASCII", ErrBadRequest, o.Journal, c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,414 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/parallel"
+)
+
+// session is the server's side of one parallel session: the task it
+// claimed, once opened, and what the next window must look like.
+type session struct {
+	srv      *Server
+	ps       *parallel.Session
+	accepted chan struct{} // closed by serveSession once claimed and claimErr are set
+	claimed  bool          // the task name is this session's (serveSession only)
+	claimErr error         // why the task could not be claimed; read after accepted
+
+	mu     sync.Mutex   // guards the fields below
+	t      *task        // the opened task, nil before open
+	opened control.Open // the request that opened t
+	exp    expect       // the next window
+}
+
+// open handles the open call: it opens or creates the task, recovers it
+// and says where the source must resume.
+func (ss *session) open(ctx context.Context, o control.Open) (control.Task, error) {
+	name := ss.ps.Task()
+	if name == "" {
+		return control.Task{}, fmt.Errorf("%w: open on a session that names no task", ErrBadRequest)
+	}
+	if ss.claimErr != nil {
+		return control.Task{}, ss.claimErr
+	}
+	if err := checkOpen(o); err != nil {
+		return control.Task{}, err
+	}
+	srv := ss.srv
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.t != nil {
+		if o != ss.opened {
+			return control.Task{}, fmt.Errorf("%w: task %s is already open in this session with other fields", ErrBadRequest, name)
+		}
+		return control.Task{Name: name, ImageSize: ss.exp.size, Durable: resumeAt(ss.t.position(), o.Journal)}, nil
+	}
+	created := false
+	t, err := openTask(srv.cfg.Dir, name)
+	if errors.Is(err, ErrNoTask) && o.Size > 0 {
+		if err = createTask(srv.cfg.Dir, name, o.Size, o.Journal, o.SectorSize); err == nil {
+			created = true
+			srv.cfg.Logf("task %s: created, a %d-byte image", name, o.Size)
+			t, err = openTask(srv.cfg.Dir, name)
+		}
+	}
+	if err != nil {
+		return control.Task{}, err
+	}
+	res, err := t.recover(ctx, srv.cfg.Retain, srv.cfg.Parallel)
+	if err != nil {
+		t.close()
+		return control.Task{}, err
+	}
+	if res.Windows > 0 {
+		srv.cfg.Logf("task %s: recovered %d windows from the staging log, now at %s (%s)", name, res.Windows, fmtPos(t.position()), res.Stop)
+	}
+	st := t.state()
+	pos := t.position()
+	switch {
+	case o.Size != 0 && o.Size != st.Size:
+		t.close()
+		return control.Task{}, fmt.Errorf("%w: task %s has a %d-byte image, open asks for %d", ErrMismatch, name, st.Size, o.Size)
+	case pos.Journal == o.Journal && o.SectorSize != st.SectorSize:
+		t.close()
+		return control.Task{}, fmt.Errorf("%w: task %s: journal %s has %d-byte sectors, open says %d", ErrMismatch, name, o.Journal, st.SectorSize, o.SectorSize)
+	}
+	pos = resumeAt(pos, o.Journal)
+	ss.t, ss.opened = t, o
+	ss.exp = expect{pos: pos, sectorSize: o.SectorSize, size: st.Size}
+	srv.mu.Lock()
+	delete(srv.lastErr, name)
+	srv.mu.Unlock()
+	srv.cfg.Logf("task %s: open, resuming at %s", name, fmtPos(pos))
+	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos}, nil
+}
+
+// resumeAt is where a source shipping journalID resumes on a task at
+// durable: where it stands, or entry 0 of a new journal.
+func resumeAt(durable control.Position, journalID string) control.Position {
+	if durable.Journal != journalID {
+		return control.Position{Journal: journalID, NextWindow: durable.NextWindow}
+	}
+	return durable
+}
+
+// receive takes the session's windows, checks each and hands it to the
+// applier, until the session ends. It returns the error to tell the client
+// about, nil when the client ended the session.
+func (ss *session) receive(ctx context.Context) (err error) {
+	var ap applier
+	defer func() {
+		if ap != nil {
+			if ferr := ap.finish(); err == nil {
+				err = ferr
+			}
+		}
+	}()
+	for {
+		pw, err := ss.ps.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %w", ErrShutdown, ctx.Err())
+			}
+			return nil // the client closed or failed: the transport told it
+		}
+		ss.mu.Lock()
+		t, exp := ss.t, ss.exp
+		ss.mu.Unlock()
+		if t == nil {
+			pw.Release()
+			return fmt.Errorf("%w: window %d arrived before open", ErrNotOpen, pw.Seq)
+		}
+		w, err := decodeWindow(pw.Seq, pw.Frames, exp)
+		if err != nil {
+			pw.Release()
+			return err
+		}
+		w.pw = pw
+		ss.mu.Lock()
+		ss.exp.pos = w.pos()
+		ss.mu.Unlock()
+		if ap == nil {
+			if ap, err = ss.srv.newApplier(ss.ps, t, exp); err != nil {
+				w.release()
+				return err
+			}
+		}
+		if err := ap.put(ctx, w); err != nil {
+			return err
+		}
+	}
+}
+
+// applier makes windows durable, applies them and acks them.
+type applier interface {
+	// put takes a checked window, next in sequence, and becomes
+	// responsible for releasing it. It returns the applier's first error.
+	put(ctx context.Context, w *window) error
+	// finish waits until every window put is durable, applied and
+	// released (or abandoned after an error) and returns the first error.
+	finish() error
+}
+
+// newApplier starts the applier of a session whose first window is exp.
+func (srv *Server) newApplier(ps *parallel.Session, t *task, exp expect) (applier, error) {
+	if srv.cfg.SyncPerWindow {
+		return &syncApplier{srv: srv, ps: ps, t: t, ss: exp.sectorSize}, nil
+	}
+	return srv.newGroupApplier(ps, t, exp)
+}
+
+// syncApplier is the simple mode: apply, fdatasync the image, save the
+// state, ack; one window at a time, in the receiving goroutine.
+type syncApplier struct {
+	srv *Server
+	ps  *parallel.Session
+	t   *task
+	ss  uint32 // the journal's sector size
+	err error
+}
+
+func (a *syncApplier) put(ctx context.Context, w *window) error {
+	if a.err != nil || a.srv.abandon.Load() {
+		w.release()
+		return a.err
+	}
+	// A window is finished even when the server is shutting down.
+	err := w.apply(context.WithoutCancel(ctx), a.t.img, a.srv.cfg.Parallel)
+	w.release()
+	if err == nil {
+		err = a.t.img.Sync()
+	}
+	if err == nil {
+		st := a.t.state()
+		st.Durable, st.SectorSize, st.Checkpoint = w.pos(), a.ss, Checkpoint{}
+		err = a.t.save(st)
+	}
+	if err != nil {
+		a.err = fmt.Errorf("task %s: %w", a.t.name, err)
+		a.ps.Fail(codeOf(a.err), a.err.Error())
+		return a.err
+	}
+	a.t.setDurable(w.pos())
+	a.ps.Ack(w.seq)
+	return nil
+}
+
+func (a *syncApplier) finish() error { return a.err }
+
+// groupApplier is group commit: a committer goroutine appends windows to
+// the staging log and acks each batch after one fsync; an applier
+// goroutine writes them to the image and moves the checkpoint after each
+// image sync.
+type groupApplier struct {
+	srv *Server
+	ps  *parallel.Session
+	t   *task
+	ss  uint32 // the journal's sector size
+	stg *stagingLog
+
+	commitQ chan *window // received, to append to the staging log
+	applyQ  chan *window // durable, to apply to the image
+	g       errgroup.Group
+
+	failOnce sync.Once
+	failed   chan struct{} // closed on the first error
+	err      error         // the first error; set before failed is closed
+}
+
+// queueLen bounds the windows queued between the goroutines; the credit
+// bounds their bytes.
+const queueLen = 4096
+
+func (srv *Server) newGroupApplier(ps *parallel.Session, t *task, exp expect) (*groupApplier, error) {
+	ns, err := stagingFiles(t.dir)
+	if err != nil {
+		return nil, err
+	}
+	num := uint64(1)
+	if len(ns) > 0 {
+		num = ns[len(ns)-1] + 1
+	}
+	stg, err := createStaging(t.dir, num, exp.pos.Journal, int(exp.sectorSize), srv.cfg.StagingRotate)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.name, err)
+	}
+	// From now on recovery replays this staging log.
+	st := t.state()
+	st.Checkpoint = Checkpoint{Staging: num, Entry: 1}
+	if err := t.save(st); err != nil {
+		stg.close()
+		return nil, fmt.Errorf("task %s: %w", t.name, err)
+	}
+	a := &groupApplier{
+		srv: srv, ps: ps, t: t, ss: exp.sectorSize, stg: stg,
+		commitQ: make(chan *window, queueLen),
+		applyQ:  make(chan *window, queueLen),
+		failed:  make(chan struct{}),
+	}
+	a.g.Go(a.commit)
+	a.g.Go(a.apply)
+	return a, nil
+}
+
+// fail records the first error and tells the client at once.
+func (a *groupApplier) fail(err error) {
+	a.failOnce.Do(func() {
+		a.err = fmt.Errorf("task %s: %w", a.t.name, err)
+		close(a.failed)
+		a.ps.Fail(codeOf(a.err), a.err.Error())
+	})
+}
+
+func (a *groupApplier) dead() bool {
+	select {
+	case <-a.failed:
+		return true
+	default:
+		return a.srv.abandon.Load()
+	}
+}
+
+func (a *groupApplier) put(ctx context.Context, w *window) error {
+	select {
+	case a.commitQ <- w:
+		return nil
+	case <-a.failed:
+		w.release()
+		return a.err
+	case <-ctx.Done():
+		w.release()
+		return fmt.Errorf("%w: %w", ErrShutdown, ctx.Err())
+	}
+}
+
+func (a *groupApplier) finish() error {
+	close(a.commitQ)
+	a.g.Wait()
+	select {
+	case <-a.failed:
+		return a.err
+	default:
+		return nil
+	}
+}
+
+// commit is the committer goroutine: each batch is every window queued
+// when the previous fsync ended.
+func (a *groupApplier) commit() error {
+	defer close(a.applyQ)
+	defer a.stg.close()
+	var batch []*window
+	for w := range a.commitQ {
+		batch = append(batch[:0], w)
+	more:
+		for {
+			select {
+			case w, ok := <-a.commitQ:
+				if !ok {
+					break more
+				}
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		if a.dead() {
+			for _, w := range batch {
+				w.release()
+			}
+			continue
+		}
+		var err error
+		for _, w := range batch {
+			if err = a.stg.append(w); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = a.stg.sync()
+		}
+		if err != nil {
+			a.fail(err)
+			for _, w := range batch {
+				w.release()
+			}
+			continue
+		}
+		last := batch[len(batch)-1]
+		a.t.setDurable(last.pos())
+		a.ps.Ack(last.seq)
+		for _, w := range batch {
+			a.applyQ <- w
+		}
+	}
+	return nil
+}
+
+// apply is the applier goroutine.
+func (a *groupApplier) apply() error {
+	cfg := &a.srv.cfg
+	tick := time.NewTicker(cfg.CheckpointEvery)
+	defer tick.Stop()
+	var last *window // applied and not yet checkpointed
+	var unsynced int64
+	checkpoint := func() {
+		if last == nil || a.srv.abandon.Load() {
+			return
+		}
+		if err := a.checkpoint(last); err != nil {
+			a.fail(err)
+		}
+		last, unsynced = nil, 0
+	}
+	for {
+		select {
+		case w, ok := <-a.applyQ:
+			if !ok {
+				checkpoint()
+				return nil
+			}
+			if a.dead() {
+				w.release()
+				continue
+			}
+			err := w.apply(context.Background(), a.t.img, cfg.Parallel)
+			w.release()
+			if err != nil {
+				a.fail(err)
+				continue
+			}
+			last = w
+			if unsynced += w.bytes; unsynced >= cfg.CheckpointBytes {
+				checkpoint()
+			}
+		case <-tick.C:
+			checkpoint()
+		}
+	}
+}
+
+// checkpoint syncs the image and moves the checkpoint after w, then drops
+// the staging logs before it (unless retained).
+func (a *groupApplier) checkpoint(w *window) error {
+	if err := a.t.img.Sync(); err != nil {
+		return err
+	}
+	st := a.t.state()
+	st.Durable, st.SectorSize = w.pos(), a.ss
+	st.Checkpoint = Checkpoint{Staging: w.stagingFile, Entry: w.stagingNext}
+	if err := a.t.save(st); err != nil {
+		return err
+	}
+	if !a.srv.cfg.Retain {
+		return removeStaging(a.t.dir, w.stagingFile)
+	}
+	return nil
+}
