@@ -51,14 +51,14 @@ func codeOf(err error) parallel.Code {
 		return control.CodeNoTask
 	case errors.Is(err, ErrMismatch):
 		return control.CodeMismatch
+	case errors.Is(err, ErrBadEntry): // before ErrMalformed, which it may wrap
+		return control.CodeBadEntry
+	case errors.Is(err, ErrSequence):
+		return control.CodeSequence
 	case errors.Is(err, ErrBadRequest), errors.Is(err, control.ErrMalformed):
 		return control.CodeBadRequest
 	case errors.Is(err, ErrNotOpen):
 		return control.CodeNotOpen
-	case errors.Is(err, ErrBadEntry):
-		return control.CodeBadEntry
-	case errors.Is(err, ErrSequence):
-		return control.CodeSequence
 	case errors.Is(err, ErrShutdown):
 		return control.CodeShutdown
 	case isNoSpace(err):

@@ -256,10 +256,12 @@ func (l *stagingLog) close() {
 	l.fail(errors.New("replica: staging log closed"))
 }
 
-// segment is a run of staging entries to replay: [from, to) of file num.
+// segment is a run of staging entries to replay: [from, to) of file num,
+// ending at position pos.
 type segment struct {
 	num      uint64
 	from, to int64
+	pos      control.Position
 }
 
 // stagingScan is what a walk of the staging logs from a checkpoint found.
@@ -366,7 +368,7 @@ func (sc *stagingScan) scanFile(p string, num uint64, cp Checkpoint, h *entryHas
 			}
 			sc.pos = control.Position{Journal: jid, NextEntry: m.next, NextWindow: m.seq + 1}
 			sc.windows++
-			seg.to = r.Index()
+			seg.to, seg.pos = r.Index(), sc.pos
 			h.reset()
 			continue
 		}

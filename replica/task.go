@@ -172,17 +172,28 @@ func (t *task) recover(ctx context.Context, retain bool, par int) (recoverResult
 		return recoverResult{}, err
 	}
 	res := recoverResult{Windows: sc.windows, Stop: sc.stop}
-	for _, seg := range sc.segments {
+	for i, seg := range sc.segments {
 		if err := t.replaySegment(ctx, seg, par); err != nil {
 			return res, err
 		}
-	}
-	if sc.windows > 0 {
 		if err := t.img.Sync(); err != nil {
 			return res, fmt.Errorf("recovering task %s: %w", t.name, err)
 		}
-		st.Durable = sc.pos
-		st.SectorSize = sc.sectorSize
+		st.Durable, st.SectorSize = seg.pos, sc.sectorSize
+		if i == len(sc.segments)-1 {
+			break
+		}
+		// Checkpoint after each staging log but the last, and drop the
+		// ones before: on a full disk this frees space as recovery goes.
+		st.Checkpoint = Checkpoint{Staging: seg.num, Entry: seg.to}
+		if err := t.save(st); err != nil {
+			return res, err
+		}
+		if !retain {
+			if err := removeStaging(t.dir, seg.num); err != nil {
+				return res, err
+			}
+		}
 	}
 	st.Checkpoint = Checkpoint{}
 	if err := t.save(st); err != nil {

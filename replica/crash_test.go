@@ -1,0 +1,141 @@
+package replica
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logship/logship/barrier"
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/fixtures"
+)
+
+// TestCrashGroupCommit stops the server mid-stream as if it died (no
+// final sync, no checkpoint), opens a new one on the directory and checks
+// that recovery brought the image to a window boundary at or after the
+// last acked window; then the source resumes and finishes.
+func TestCrashGroupCommit(t *testing.T) {
+	for _, tc := range []struct {
+		crashAfter uint64
+		cpBytes    int64 // checkpoint after this many bytes applied
+	}{{3, 1 << 30}, {40, 1 << 30}, {90, 512 << 10}} {
+		crashAfter := tc.crashAfter
+		t.Run(itoa(int(crashAfter)), func(t *testing.T) {
+			wl := fixtures.DefaultWorkload(31+crashAfter, 512)
+			wl.Entries = 1000
+			j := newJournal(t, wl)
+			// Checkpoints rarely, so that recovery has windows to replay.
+			cfg := Config{CheckpointEvery: time.Hour, CheckpointBytes: tc.cpBytes, StagingRotate: 128 << 10}
+			ts := startServer(t, cfg)
+			ctx := t.Context()
+			s := ts.dial(t, "t", 4)
+			task, err := openCall(ctx, s, j.open(j.size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent []sentWindow
+			sent, _ = shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}, after: func(w sentWindow) error {
+				if w.seq == crashAfter {
+					if err := s.WaitAck(ctx, w.seq); err != nil {
+						return err
+					}
+					ts.crash()
+				}
+				return nil
+			}})
+			acked, ok := s.Acked()
+			if !ok || acked < crashAfter {
+				t.Fatalf("acked %d (%v), want at least %d", acked, ok, crashAfter)
+			}
+			s.Close()
+			before, err := loadState(filepath.Join(ts.cfg.Dir, "t"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before.Checkpoint.Staging == 0 || tc.cpBytes > j.size && before.Durable.NextWindow > 0 {
+				t.Fatalf("state at the crash %+v: want a checkpoint in the staging log, at its start when none was due", before)
+			}
+			// A new server recovers the task when it opens the directory.
+			cfg.Dir = ts.cfg.Dir
+			ts2 := startServer(t, cfg)
+			st, err := loadState(filepath.Join(cfg.Dir, "t"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			boundary := false
+			for _, w := range sent {
+				if w.seq >= acked && st.Durable == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
+					boundary = true
+				}
+			}
+			if !boundary {
+				t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", st.Durable, acked)
+			}
+			t.Logf("acked window %d, recovered to window %d (entry %d)", acked, st.Durable.NextWindow-1, st.Durable.NextEntry)
+			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
+			// The source resumes and finishes.
+			s2 := ts2.dial(t, "t", 4)
+			task, err = openCall(ctx, s2, j.open(j.size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if task.Durable != st.Durable {
+				t.Fatalf("open after recovery: %+v, state says %+v", task.Durable, st.Durable)
+			}
+			sent, err = shipJournal(ctx, s2, j, task.Durable, shipOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sent) > 0 {
+				if err := s2.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s2.Close()
+			ts2.waitIdle(t)
+			sameBytes(t, "final image", readImage(t, cfg.Dir, "t"), j.replayTo(t, -1))
+		})
+	}
+}
+
+// TestRetain: with Retain the staging logs stay and hold every window
+// shipped; without it they go once checkpointed.
+func TestRetain(t *testing.T) {
+	for _, retain := range []bool{false, true} {
+		j := newJournal(t, fixtures.DefaultWorkload(41, 512))
+		ts := startServer(t, Config{Retain: retain, CheckpointEvery: 10 * time.Millisecond, StagingRotate: 64 << 10})
+		ctx := t.Context()
+		s := ts.dial(t, "t", 2)
+		task, err := openCall(ctx, s, j.open(j.size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		ts.waitIdle(t)
+		dir := filepath.Join(ts.cfg.Dir, "t")
+		ns, _ := stagingFiles(dir)
+		if !retain {
+			if len(ns) > 1 {
+				t.Fatalf("without retain: staging logs %v", ns)
+			}
+			continue
+		}
+		if len(ns) < 2 || ns[0] != 1 {
+			t.Fatalf("with retain: staging logs %v", ns)
+		}
+		sc, err := scanStaging(dir, Checkpoint{Staging: 1, Entry: 1}, control.Position{Journal: j.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.windows != int64(len(sent)) {
+			t.Fatalf("retained logs hold %d windows, %d were shipped (%s)", sc.windows, len(sent), sc.stop)
+		}
+	}
+}
