@@ -49,7 +49,7 @@ func TestDecodeWindow(t *testing.T) {
 		{"entry index overflow", 4, []parallel.Frame{w(1<<63, 0, 1)}, ErrSequence, 0},
 
 		{"past the image", 4, []parallel.Frame{w(10, 127, 2)}, ErrBadEntry, 0},
-		{"far past the image", 4, []parallel.Frame{w(10, 1 << 40, 1)}, ErrBadEntry, 0},
+		{"far past the image", 4, []parallel.Frame{w(10, 1<<40, 1)}, ErrBadEntry, 0},
 		{"discard past the image", 4, []parallel.Frame{frame(10, 100, 29, journal.FlagDiscard, "", 0)}, ErrBadEntry, 0},
 		{"flush in the middle", 4, []parallel.Frame{frame(10, 0, 0, journal.FlagFlush, "", 0), w(11, 0, 1)}, ErrBadEntry, 0},
 		{"FUA in the middle", 4, []parallel.Frame{frame(10, 0, 1, journal.FlagFUA, "", 1), w(11, 0, 1)}, ErrBadEntry, 0},
