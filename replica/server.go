@@ -249,6 +249,7 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	t := ss.t
 	ss.t = nil
 	ss.mu.Unlock()
+	ss.task.Store(nil)
 	if t != nil {
 		if cerr := t.close(); cerr != nil {
 			srv.cfg.Logf("task %s: closing: %v", name, cerr)
@@ -337,9 +338,7 @@ func (srv *Server) status() (control.Status, error) {
 		ts.LastError = srv.lastErr[name]
 		var t *task
 		if ss := srv.claims[name]; ss != nil {
-			ss.mu.Lock()
-			t = ss.t
-			ss.mu.Unlock()
+			t = ss.task.Load()
 		}
 		srv.mu.Unlock()
 		if t != nil {

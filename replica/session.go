@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -22,10 +23,13 @@ type session struct {
 	claimed  bool          // the task name is this session's (serveSession only)
 	claimErr error         // why the task could not be claimed; read after accepted
 
-	mu     sync.Mutex   // guards the fields below
+	// Lock order: session.mu, then Server.mu, then task.mu.
+	mu     sync.Mutex   // guards the fields below; held by open throughout
 	t      *task        // the opened task, nil before open
 	opened control.Open // the request that opened t
 	exp    expect       // the next window
+
+	task atomic.Pointer[task] // t, for status, which must not wait for mu
 }
 
 // open handles the open call: it opens or creates the task, recovers it
@@ -82,6 +86,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	}
 	pos = resumeAt(pos, o.Journal)
 	ss.t, ss.opened = t, o
+	ss.task.Store(t)
 	ss.exp = expect{pos: pos, sectorSize: o.SectorSize, size: st.Size}
 	srv.mu.Lock()
 	delete(srv.lastErr, name)
