@@ -73,28 +73,30 @@ with --insecure, which is accepted only on a loopback address.`)
 		return usagef("--parallel %d: want 1 to 1024", *par)
 	}
 	scfg := parallel.ServerConfig{Credit: int64(credit), Timeouts: parallel.Timeouts{KeepAlive: *streamsKA}}
+	tlsOn := *tlsCert != "" || *tlsKey != "" || *clientCA != ""
 	modes := 0
-	if *tlsCert != "" || *tlsKey != "" || *clientCA != "" {
-		modes++
+	for _, on := range []bool{tlsOn, *pskFile != "", *insecure} {
+		if on {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return usagef("choose one authentication: --tls-cert/--tls-key/--client-ca, --psk-file or --insecure (%d given)", modes)
+	}
+	switch {
+	case tlsOn:
 		if *tlsCert == "" || *tlsKey == "" || *clientCA == "" {
 			return usagef("TLS needs --tls-cert, --tls-key and --client-ca together")
 		}
 		if scfg.TLS, err = parallel.LoadServerTLS(*tlsCert, *tlsKey, *clientCA); err != nil {
 			return err
 		}
-	}
-	if *pskFile != "" {
-		modes++
+	case *pskFile != "":
 		if scfg.PSK, err = parallel.LoadPSK(*pskFile); err != nil {
 			return err
 		}
-	}
-	if *insecure {
-		modes++
+	default:
 		scfg.Insecure = true
-	}
-	if modes != 1 {
-		return usagef("choose one authentication: --tls-cert/--tls-key/--client-ca, --psk-file or --insecure (%d given)", modes)
 	}
 
 	logf := func(format string, args ...any) {

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logship/logship/barrier"
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/journal"
+	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/replica"
+)
+
+// serveProc is a running `logship serve`.
+type serveProc struct {
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // its exit status
+}
+
+// startServe runs `logship serve --listen 127.0.0.1:0 --dir dir --insecure
+// extra...` and waits until it listens.
+func startServe(t *testing.T, dir string, extra ...string) *serveProc {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure"}, extra...)
+	p := &serveProc{cmd: exec.Command(logshipBin, args...), dir: dir, done: make(chan struct{})}
+	pr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			p.mu.Unlock()
+			if _, a, ok := strings.Cut(line, "listening on "); ok {
+				a, _, _ = strings.Cut(a, " ")
+				addr <- a
+			}
+		}
+		io.Copy(io.Discard, pr)
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("logship serve stderr:\n%s", p.log())
+		}
+	})
+	select {
+	case p.addr = <-addr:
+	case <-p.done:
+		t.Fatalf("logship serve exited: %v\n%s", p.err, p.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("logship serve did not listen:\n%s", p.log())
+	}
+	return p
+}
+
+func (p *serveProc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// stop sends sig and waits for the exit.
+func (p *serveProc) stop(t *testing.T, sig os.Signal) error {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("logship serve did not exit on %v", sig)
+		return nil
+	}
+}
+
+// serveClient is a source's session with a `logship serve`.
+type serveClient struct {
+	s *parallel.Session
+	j []byte
+	o control.Open
+}
+
+func dialServe(t *testing.T, addr, task string, j []byte, o control.Open) (*serveClient, control.Task) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := parallel.Dial(ctx, addr, parallel.ClientConfig{Task: task, Streams: 4, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	resp, err := s.Call(ctx, control.Marshal(control.Request{Op: control.OpOpen, Open: &o}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tk control.Task
+	if err := control.Unmarshal(resp, &tk); err != nil {
+		t.Fatal(err)
+	}
+	return &serveClient{s: s, j: j, o: o}, tk
+}
+
+// servedWindow is a window sent: its sequence and last entry.
+type servedWindow struct {
+	seq  uint64
+	last int64
+}
+
+// ship sends the journal's windows from pos; after is called after each.
+func (c *serveClient) ship(ctx context.Context, pos control.Position, after func(servedWindow) error) ([]servedWindow, error) {
+	r, err := journal.NewReader(bytes.NewReader(c.j), int64(len(c.j)))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.SeekEntry(pos.NextEntry); err != nil {
+		return nil, err
+	}
+	var sent []servedWindow
+	seq := pos.NextWindow
+	for w, err := range barrier.Split(r, barrier.Limits{MaxEntries: 8}) {
+		if err != nil {
+			return sent, err
+		}
+		for _, e := range w.Entries {
+			data := make([]byte, e.PayloadLen())
+			if err := r.ReadPayload(e, data); err != nil {
+				return sent, err
+			}
+			if err := c.s.SendFrame(ctx, parallel.Frame{Window: seq, Entry: uint64(e.Index), Payload: control.AppendEntry(nil, e, data)}); err != nil {
+				return sent, err
+			}
+		}
+		if err := c.s.EndWindow(ctx, seq); err != nil {
+			return sent, err
+		}
+		sw := servedWindow{seq: seq, last: w.Last()}
+		sent = append(sent, sw)
+		if after != nil {
+			if err := after(sw); err != nil {
+				return sent, err
+			}
+		}
+		seq++
+	}
+	return sent, nil
+}
+
+// serveReference is the journal replayed onto zeros up to entry next
+// (excluded); all of it when next < 0.
+func serveReference(t *testing.T, j []byte, size, next int64) []byte {
+	t.Helper()
+	img := make([]byte, size)
+	if next != 0 {
+		if err := fixtures.ReplaySequential(j, img, max(next-1, -1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+func serveSameImage(t *testing.T, what, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %s differs from the reference at byte %d", what, path, firstDiff(got, want))
+	}
+}
+
+func serveState(t *testing.T, dir, task string) replica.State {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, task, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st replica.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestServeUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--help"}, 0, "--sync-per-window"},
+		{[]string{"serve"}, 2, "--listen and --dir are required"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir}, 2, "choose one authentication"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--psk-file", "x"}, 2, "choose one authentication"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--tls-cert", "c"}, 2, "TLS needs"},
+		{[]string{"serve", "--listen", "nonsense", "--dir", dir, "--insecure"}, 2, "--listen"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--credit", "1KiB"}, 2, "--credit"},
+		{[]string{"serve", "--listen", "0.0.0.0:0", "--dir", dir, "--insecure"}, 3, "loopback"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--psk-file", filepath.Join(dir, "nosuch")}, 3, "nosuch"},
+	} {
+		r := logship(t, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("logship %q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// serveJournal is the journal the serve tests ship: 1500 entries over 8 MiB.
+func serveJournal(t *testing.T, seed uint64) ([]byte, control.Open) {
+	t.Helper()
+	wl := fixtures.DefaultWorkload(seed, 512)
+	wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 1500, 8<<20, 64
+	j, err := wl.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, control.Open{Size: wl.DeviceSize, Journal: "serve-test", SectorSize: 512}
+}
+
+// TestServeShip ships a journal to a real `logship serve`, which then
+// stops in order on SIGTERM.
+func TestServeShip(t *testing.T) {
+	for _, mode := range [][]string{nil, {"--sync-per-window"}} {
+		t.Run(strings.Join(append([]string{"default"}, mode...), ""), func(t *testing.T) {
+			j, o := serveJournal(t, 3)
+			dir := t.TempDir()
+			p := startServe(t, dir, mode...)
+			c, tk := dialServe(t, p.addr, "vol", j, o)
+			if !tk.Created {
+				t.Fatalf("open: %+v", tk)
+			}
+			ctx := t.Context()
+			sent, err := c.ship(ctx, tk.Durable, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+				t.Fatal(err)
+			}
+			c.s.Close()
+			if err := p.stop(t, syscall.SIGTERM); err != nil {
+				t.Fatalf("serve exited with %v after SIGTERM", err)
+			}
+			serveSameImage(t, "image", filepath.Join(dir, "vol", "image"), serveReference(t, j, o.Size, -1))
+			if st := serveState(t, dir, "vol"); st.Durable.NextEntry != sent[len(sent)-1].last+1 {
+				t.Fatalf("state %+v after the ship", st)
+			}
+		})
+	}
+}
+
+// TestServeKill kills `logship serve` with SIGKILL in the middle of a
+// ship, restarts it and checks the recovered image: with group commit it
+// is the state at a window boundary at or after the last acked window;
+// then the ship resumes from the durable position and the image equals a
+// local replay.
+func TestServeKill(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		flags     []string
+		killAfter uint64
+		delay     time.Duration // between queueing the last window and the kill
+		boundary  bool          // the recovered image is at a window boundary
+	}{
+		{"group-commit/early", []string{"--checkpoint-every", "1h"}, 5, 0, true},
+		{"group-commit/late", []string{"--checkpoint-every", "30ms", "--staging-rotate", "256KiB"}, 120, 0, true},
+		{"group-commit/busy", []string{"--checkpoint-every", "1h", "--staging-rotate", "128KiB"}, 30, 3 * time.Millisecond, true},
+		{"sync-per-window", []string{"--sync-per-window"}, 60, 3 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j, o := serveJournal(t, 5+tc.killAfter)
+			dir := t.TempDir()
+			p := startServe(t, dir, tc.flags...)
+			c, tk := dialServe(t, p.addr, "vol", j, o)
+			ctx := t.Context()
+			errKilled := errors.New("killed")
+			// Window killAfter is acked, then 15 more go out and the server
+			// is killed while it works on them.
+			sent, err := c.ship(ctx, tk.Durable, func(w servedWindow) error {
+				switch w.seq {
+				case tc.killAfter:
+					return c.s.WaitAck(ctx, w.seq)
+				case tc.killAfter + 15:
+					time.Sleep(tc.delay)
+					p.cmd.Process.Kill()
+					<-p.done
+					return errKilled
+				}
+				return nil
+			})
+			if !errors.Is(err, errKilled) {
+				t.Fatalf("ship: %v; want to kill the server after window %d", err, tc.killAfter)
+			}
+			acked, _ := c.s.Acked()
+			c.s.Close()
+
+			p = startServe(t, dir, tc.flags...)
+			st := serveState(t, dir, "vol")
+			var ackedLast int64 = -1
+			for _, w := range sent {
+				if w.seq == acked {
+					ackedLast = w.last
+				}
+			}
+			if acked < tc.killAfter || st.Durable.NextWindow <= acked || st.Durable.NextEntry <= ackedLast {
+				t.Fatalf("after the restart the state says %+v; window %d (to entry %d) was acked", st.Durable, acked, ackedLast)
+			}
+			if tc.boundary {
+				at := false
+				for _, w := range sent {
+					at = at || (w.seq+1 == st.Durable.NextWindow && w.last+1 == st.Durable.NextEntry)
+				}
+				if !at {
+					t.Fatalf("recovered to %+v, not the end of a window sent", st.Durable)
+				}
+				serveSameImage(t, "recovered image", filepath.Join(dir, "vol", "image"), serveReference(t, j, o.Size, st.Durable.NextEntry))
+				if !strings.Contains(p.log(), "task vol: recovered") {
+					t.Errorf("the restarted server did not recover from the staging log:\n%s", p.log())
+				}
+			}
+			t.Logf("acked window %d; after the restart durable at window %d, entry %d", acked, st.Durable.NextWindow, st.Durable.NextEntry)
+
+			// Resume and finish.
+			o.Size = 0
+			c, tk = dialServe(t, p.addr, "vol", j, o)
+			if tk.Durable != st.Durable {
+				t.Fatalf("open after the restart: %+v, the state says %+v", tk.Durable, st.Durable)
+			}
+			sent, err = c.ship(ctx, tk.Durable, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+				t.Fatal(err)
+			}
+			c.s.Close()
+			if err := p.stop(t, syscall.SIGTERM); err != nil {
+				t.Fatalf("serve exited with %v", err)
+			}
+			serveSameImage(t, "final image", filepath.Join(dir, "vol", "image"), serveReference(t, j, 8<<20, -1))
+		})
+	}
+}
