@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/logship/logship/journal"
+)
+
+func TestCrashtestUsage(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	m := filepath.Join(t.TempDir(), "bad.manifest")
+	os.WriteFile(m, []byte("step1 /a/f4 nothex\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"crashtest"}, 2, "want one JOURNAL"},
+		{[]string{"crashtest", kj.journal}, 2, "want --check 'CMD', --manifest FILE or both"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--points", "fsync"}, 2, `--points "fsync"`},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--points", "every:0"}, 2, "every:N needs a positive"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--device", "nbd"}, 2, `--device "nbd"`},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--strategy", "twice"}, 2, `--strategy "twice"`},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--size", "lots"}, 2, `--size "lots"`},
+		{[]string{"crashtest", kj.journal, "--manifest", kj.manifest, "--explore", "2"}, 2, "--explore needs --check"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--manifest", m}, 3, "not an md5 sum"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--from-mark", "nosuch"}, 3, "mark not found"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--size", "1MiB"}, 3, "target too small"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--fault", "drop:999999"}, 2, "the journal has"},
+		{[]string{"crashtest", "--help"}, 0, "--from-mark"},
+	} {
+		r := logship(t, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("logship %q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// kernelEntries reads the headers of a journal.
+func kernelEntries(t *testing.T, path string) []journal.Entry {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	r, err := journal.NewReader(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []journal.Entry
+	for {
+		e, err := r.NextHeader()
+		if err == io.EOF {
+			return es
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+}
+
+func markIndex(t *testing.T, es []journal.Entry, label string) int64 {
+	t.Helper()
+	for _, e := range es {
+		if e.IsMark() && e.Label == label {
+			return e.Index
+		}
+	}
+	t.Fatalf("no mark %q", label)
+	return -1
+}
+
+// TestCrashtestFaults proves the bench can fail (issue 3, item 5): on a
+// real kernel journal, a replay corrupted on purpose (a window dropped, a
+// write moved across barriers) makes crashtest exit 1 at the point where
+// the state first goes wrong, naming it and showing the evidence.
+func TestCrashtestFaults(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	es := kernelEntries(t, kj.journal)
+	mkfs, step1 := markIndex(t, es, "mkfs"), markIndex(t, es, "step1")
+	// mkfs's first write of the start of the device (the superblock), and
+	// step 1's file data: the first plain write after the mark mkfs.
+	var sb, data int64 = -1, -1
+	for _, e := range es {
+		if sb < 0 && e.IsWrite() && e.Sector == 0 {
+			sb = e.Index
+		}
+		if data < 0 && e.Index > mkfs && e.IsWrite() && e.Flags == 0 {
+			data = e.Index
+		}
+	}
+	if sb < 0 || sb > mkfs || data < 0 || data > step1 {
+		t.Fatalf("journal layout: superblock write %d, data write %d, marks mkfs %d, step1 %d", sb, data, mkfs, step1)
+	}
+	for _, tc := range []struct {
+		fault   string
+		failAt  int64
+		evident string // in stderr
+	}{
+		// mkfs's metadata lost: e2fsck fails at the first point.
+		{fmt.Sprintf("drop:%d", sb), mkfs, "e2fsck"},
+		// The window with step 1's data and its journal blocks lost:
+		// e2fsck -fn does not see it, the manifest does.
+		{fmt.Sprintf("drop:%d", data), step1, "/a/f4: missing"},
+		// Step 1's data moved after the mark: the file has other bytes.
+		{fmt.Sprintf("delay:%d:%d", data, step1), step1, "/a/f4: md5 "},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
+			r := logship(t, "crashtest", kj.journal, "--check", "e2fsck -fn {}", "--from-mark", "mkfs",
+				"--manifest", kj.manifest, "--fault", tc.fault, "--json", "-q", "--workdir", t.TempDir())
+			want := fmt.Sprintf("logship crashtest: entry %d (", tc.failAt)
+			if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, tc.evident) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, %q and %q", r.code, r.stderr, want, tc.evident)
+			}
+			// The JSON report ends with the failing point, then the summary.
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			var last pointJSON
+			if len(lines) < 2 || json.Unmarshal([]byte(lines[len(lines)-2]), &last) != nil || last.Result != "FAIL" || last.Entry != tc.failAt || last.Output == "" {
+				t.Errorf("JSON report does not end with the failing point %d and its output:\n%s", tc.failAt, r.stdout)
+			}
+		})
+	}
+	// The same journal without a fault passes (checked by TestKernelTestdata).
+}
+
+// TestCrashtestReport: the table, the JSON objects, --keep-going, and the
+// exit at the first failing point with the checker's output.
+func TestCrashtestReport(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	es := kernelEntries(t, kj.journal)
+	var barriers []int64
+	for _, e := range es {
+		if e.IsBarrier() {
+			barriers = append(barriers, e.Index)
+		}
+	}
+	bad1, bad2 := barriers[len(barriers)/3], barriers[2*len(barriers)/3]
+	check := fmt.Sprintf(`case $LOGSHIP_ENTRY in %d|%d) echo "no good at $LOGSHIP_ENTRY"; exit 3;; esac`, bad1, bad2)
+
+	r := logship(t, "crashtest", kj.journal, "--check", check, "--device", "file", "--workdir", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("entry %d (", bad1)) || !strings.Contains(r.stderr, "no good at "+fmt.Sprint(bad1)) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 at entry %d with the check's output", r.code, r.stderr, bad1)
+	}
+	rows := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if !strings.HasPrefix(strings.TrimSpace(rows[0]), "POINT") || len(rows) != 1+len(barriers)/3+1 {
+		t.Errorf("table of %d rows, want a header and %d points up to the failure:\n%s", len(rows), len(barriers)/3+1, r.stdout)
+	}
+	if f := strings.Fields(rows[len(rows)-1]); len(f) < 4 || f[1] != fmt.Sprint(bad1) || !strings.Contains(rows[len(rows)-1], "FAIL") {
+		t.Errorf("last row %q, want entry %d FAIL", rows[len(rows)-1], bad1)
+	}
+
+	r = logship(t, "crashtest", kj.journal, "--check", check, "--device", "file", "--keep-going", "--json", "--workdir", t.TempDir())
+	if r.code != 1 || !strings.Contains(r.stderr, "first of 2 failing states") {
+		t.Fatalf("--keep-going: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	var points, failed int
+	var sum crashSummary
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	for sc.Scan() {
+		var p pointJSON
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		switch p.Type {
+		case "point":
+			if p.Entry != barriers[points] {
+				t.Errorf("point %d at entry %d, want %d", p.Point, p.Entry, barriers[points])
+			}
+			points++
+			if p.Result == "FAIL" {
+				failed++
+				if p.Entry != bad1 && p.Entry != bad2 || !strings.Contains(p.Output, "no good") {
+					t.Errorf("failing point %+v", p)
+				}
+			}
+		case "summary":
+			json.Unmarshal(sc.Bytes(), &sum)
+		}
+	}
+	if points != len(barriers) || failed != 2 || sum.Points != points || sum.Failed != 2 {
+		t.Errorf("--keep-going reported %d points, %d failed, summary %+v; want %d points, 2 failed", points, failed, sum, len(barriers))
+	}
+}
+
+// TestCrashtestChecksMayWrite: a check that scribbles over its state (after
+// passing it) leaks nothing into the next point, through a loop device or
+// on the image file; a check that runs fsck -y, which repairs, neither.
+func TestCrashtestChecksMayWrite(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-4096")
+	scribble := "e2fsck -fn {} >/dev/null 2>&1 || { e2fsck -fn {}; exit 1; }; dd if=/dev/urandom of={} bs=4096 seek=$((LOGSHIP_ENTRY % 7)) count=300 conv=notrunc status=none"
+	for _, device := range []string{"loop", "file"} {
+		t.Run(device, func(t *testing.T) {
+			r := logship(t, "crashtest", kj.journal, "--check", scribble, "--device", device, "--from-mark", "mkfs",
+				"--manifest", kj.manifest, "-q", "--workdir", t.TempDir())
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+// TestCrashtestBase: a journal that starts after mkfs needs the image it
+// started from; with --base it passes, from zeros it fails at once.
+func TestCrashtestBase(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.img")
+	sparseFile(t, base, kj.size)
+	if r := logship(t, "replay", "-q", "--end-mark", "mkfs", kj.journal, base); r.code != 0 {
+		t.Fatalf("replay: %s", r.stderr)
+	}
+	// The rest of the journal, after the mark mkfs, as a journal of its own.
+	f, err := os.Open(kj.journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	rd, err := journal.NewReader(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.SeekMark("mkfs"); err != nil {
+		t.Fatal(err)
+	}
+	tail := filepath.Join(dir, "tail.log")
+	out, err := os.Create(tail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := journal.NewWriter(out, rd.SectorSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e, err := range rd.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := make([]byte, e.PayloadLen())
+		if err := rd.ReadPayload(e, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(e, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+
+	r := logship(t, "crashtest", tail, "--base", base, "--check", "e2fsck -fn {}", "--manifest", kj.manifest, "-q", "--workdir", dir)
+	if r.code != 0 {
+		t.Fatalf("with --base: exit %d:\n%s", r.code, r.stderr)
+	}
+	r = logship(t, "crashtest", tail, "--size", fmt.Sprint(kj.size), "--check", "e2fsck -fn {}", "-q", "--workdir", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "entry 0 (") {
+		t.Fatalf("without --base: exit %d, want 1 at the first point:\n%s", r.code, r.stderr)
+	}
+}
