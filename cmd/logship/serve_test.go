@@ -4,9 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +49,13 @@ type serveProc struct {
 // extra...` and waits until it listens.
 func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure"}, extra...)
+	return startServeAuth(t, dir, []string{"--insecure"}, extra...)
+}
+
+// startServeAuth is startServe with other authentication flags.
+func startServeAuth(t *testing.T, dir string, auth []string, extra ...string) *serveProc {
+	t.Helper()
+	args := append(append([]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir}, auth...), extra...)
 	p := &serveProc{cmd: exec.Command(logshipBin, args...), dir: dir, done: make(chan struct{})}
 	pr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -368,6 +383,117 @@ func TestServeKill(t *testing.T) {
 				t.Fatalf("serve exited with %v", err)
 			}
 			serveSameImage(t, "final image", filepath.Join(dir, "vol", "image"), serveReference(t, j, 8<<20, -1))
+		})
+	}
+}
+
+// serveCA makes a CA and a certificate signed by it (for 127.0.0.1 when
+// server), written as PEM files in dir; it returns the file names.
+func serveCA(t *testing.T, dir, name string) (caFile string, issue func(leaf string, server bool) (certFile, keyFile string)) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(file, typ string, der []byte) string {
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caFile = write(name+"-ca.pem", "CERTIFICATE", caDER)
+	serial := int64(2)
+	return caFile, func(leaf string, server bool) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: leaf},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		if server {
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(leaf+".pem", "CERTIFICATE", der), write(leaf+".key", "EC PRIVATE KEY", kder)
+	}
+}
+
+// TestServeAuth: serve with --psk-file and with TLS client certificates
+// accepts the right client and refuses a wrong key or an unknown
+// certificate.
+func TestServeAuth(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "psk")
+	os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	ca, issue := serveCA(t, dir, "good")
+	srvCert, srvKey := issue("server", true)
+	cliCert, cliKey := issue("client", false)
+	_, issueBad := serveCA(t, dir, "rogue")
+	badCert, badKey := issueBad("intruder", false)
+	clientTLS := func(cert, key string) *tls.Config {
+		c, err := parallel.LoadClientTLS(cert, key, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name      string
+		auth      []string
+		good, bad parallel.ClientConfig
+	}{
+		{"psk", []string{"--psk-file", keyFile},
+			parallel.ClientConfig{PSK: []byte("0123456789abcdef0123456789abcdef")},
+			parallel.ClientConfig{PSK: []byte("0123456789abcdef0123456789abcdeX")}},
+		{"tls", []string{"--tls-cert", srvCert, "--tls-key", srvKey, "--client-ca", ca},
+			parallel.ClientConfig{TLS: clientTLS(cliCert, cliKey)},
+			parallel.ClientConfig{TLS: clientTLS(badCert, badKey)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startServeAuth(t, t.TempDir(), tc.auth)
+			ctx := t.Context()
+			good := tc.good
+			good.Task, good.Streams = "vol", 2
+			s, err := parallel.Dial(ctx, p.addr, good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := s.Call(ctx, control.Marshal(control.Request{Op: control.OpOpen, Open: &control.Open{Size: 1 << 20, Journal: "j", SectorSize: 512}}))
+			s.Close()
+			if err != nil || !strings.Contains(string(resp), `"created":true`) {
+				t.Fatalf("open with the right credentials: %s, %v", resp, err)
+			}
+			bad := tc.bad
+			bad.Task, bad.Streams = "vol", 2
+			if s, err := parallel.Dial(ctx, p.addr, bad); err == nil {
+				_, err = s.Call(ctx, control.Marshal(control.Request{Op: control.OpStatus}))
+				s.Close()
+				if err == nil {
+					t.Fatal("a client with the wrong credentials was served")
+				}
+			}
+			if !strings.Contains(p.log(), "refused") {
+				t.Errorf("the server did not log the refusal:\n%s", p.log())
+			}
 		})
 	}
 }
