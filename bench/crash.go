@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/logship/logship/barrier"
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/journal"
@@ -678,7 +676,7 @@ func (c *crash) flushLoop() error {
 	if c.loopf == nil {
 		return nil
 	}
-	if err := unix.IoctlSetInt(int(c.loopf.Fd()), unix.BLKFLSBUF, 0); err != nil {
+	if err := flushBuffers(c.loopf); err != nil {
 		return fmt.Errorf("BLKFLSBUF %s: %w", c.loop.Path(), err)
 	}
 	return nil
@@ -913,21 +911,6 @@ func (c *crash) checkManifest(ctx context.Context, files []ManifestFile) ([]stri
 		return nil, err
 	}
 	return problems, c.settle()
-}
-
-// unmount unmounts dir, retrying while it is busy.
-func unmount(dir string) error {
-	var err error
-	for range 50 {
-		if err = unix.Unmount(dir, 0); !errors.Is(err, unix.EBUSY) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("unmounting %s: %w", dir, err)
-	}
-	return nil
 }
 
 // report records a result and stops the run at a failure unless KeepGoing.

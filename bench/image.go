@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,9 +58,12 @@ type image struct {
 	size int64
 }
 
+// errLinuxOnly: the system calls behind image files are Linux's.
+var errLinuxOnly = errors.New("bench: Linux only")
+
 // mtimeSentinel is the modification time an image gets before a check: a
 // write by the check (through a loop device or to the file) moves it.
-var mtimeSentinel = unix.Timespec{Sec: 1}
+var mtimeSentinel = time.Unix(1, 0)
 
 func createImage(path string, size int64) (*image, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -74,8 +78,6 @@ func createImage(path string, size int64) (*image, error) {
 }
 
 func (im *image) close() error { return im.f.Close() }
-
-func (im *image) fd() int { return int(im.f.Fd()) }
 
 // reset makes the whole image a hole.
 func (im *image) reset() error {
@@ -126,8 +128,8 @@ func (im *image) punch(off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	err := unix.Fallocate(im.fd(), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+	err := punchHole(im.f, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, errLinuxOnly) {
 		return writeZeros(im.f, off, n)
 	}
 	if err != nil {
@@ -177,9 +179,9 @@ func level(dst, src *image, off, end int64, buf []byte) (int64, error) {
 func copyRange(dst, src *image, off, n int64, buf []byte) error {
 	roff, woff := off, off
 	for n > 0 {
-		k, err := unix.CopyFileRange(src.fd(), &roff, dst.fd(), &woff, int(min(n, 1<<30)), 0)
+		k, err := copyFileRange(src.f, &roff, dst.f, &woff, int(min(n, 1<<30)))
 		if err != nil {
-			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, errLinuxOnly) {
 				return copyBuffered(dst, src, roff, n, buf)
 			}
 			return fmt.Errorf("copying %d bytes at %d from %s to %s: %w", n, roff, src.path, dst.path, err)
@@ -264,8 +266,7 @@ func readFull(im *image, p []byte, off int64) error {
 
 // markClean sets the image's mtime to the sentinel.
 func (im *image) markClean() error {
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtimeSentinel}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, im.path, ts, 0); err != nil {
+	if err := os.Chtimes(im.path, time.Time{}, mtimeSentinel); err != nil {
 		return fmt.Errorf("setting the mtime of %s: %w", im.path, err)
 	}
 	return nil
@@ -273,11 +274,11 @@ func (im *image) markClean() error {
 
 // touched reports whether the image was written since markClean.
 func (im *image) touched() (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(im.fd(), &st); err != nil {
-		return false, fmt.Errorf("stat %s: %w", im.path, err)
+	fi, err := im.f.Stat()
+	if err != nil {
+		return false, err
 	}
-	return st.Mtim != mtimeSentinel, nil
+	return !fi.ModTime().Equal(mtimeSentinel), nil
 }
 
 // copyBase copies the image file or device at path into the images,
