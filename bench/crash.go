@@ -63,9 +63,9 @@ type Options struct {
 	// Points selects the crash points (DefaultPoints when zero). Marks that
 	// have Manifest lines are points too.
 	Points Points
-	// FromMark starts checking at the first mark with this label: it is the
-	// first point, and Points.Every counts from it. Entries before it are
-	// replayed unchecked.
+	// FromMark starts checking at the first mark with this label: the mark
+	// is a point itself when Points has Mark (or the manifest names it), and
+	// Points.Every counts from it. Entries before it are replayed unchecked.
 	FromMark string
 	// Base is an image the journal's device started from (a file or block
 	// device); empty means zeros.

@@ -45,9 +45,12 @@
 //
 // A manifest names, per mark, files and their md5 sums (the lines a
 // generic/455-style workload prints). At a mark with manifest lines the
-// bench mounts B read-only through a loop device (for ext4 with
-// needs_recovery this replays the file system's journal into B, as a real
-// mount after the crash would), reads the files and compares their digests.
+// bench mounts B read-only through a loop device, reads the files and
+// compares their digests. For ext4 with needs_recovery, "mount -o ro"
+// replays the file system's journal into B (the kernel enables writes for
+// the recovery), as a real mount after the crash would; "-o ro,noload"
+// would show the stale state before recovery, and debugfs reads the same
+// stale state, so neither is used. B is restored before the next state.
 //
 // # Faults
 //

@@ -99,9 +99,7 @@ func (t *tracked) WriteAt(p []byte, off int64) (int, error) {
 		return len(p), nil
 	}
 	n, err := t.dev.WriteAt(p, off)
-	t.mu.Lock()
-	t.dirty.add(off, off+int64(n))
-	t.mu.Unlock()
+	t.record(off, off+int64(n))
 	return n, err
 }
 
@@ -125,10 +123,22 @@ func (t *tracked) Discard(off, n int64) error {
 		return nil
 	}
 	err := t.dev.Discard(off, n)
-	t.mu.Lock()
-	t.dirty.add(off, end)
-	t.mu.Unlock()
+	t.record(off, end)
 	return err
+}
+
+// mergeAt bounds the ranges recorded between two checks: past it they are
+// merged, so a long stretch without checks (before a from-mark) holds a
+// list no longer than the distinct ranges written.
+const mergeAt = 1 << 16
+
+func (t *tracked) record(off, end int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.dirty.add(off, end)
+	if len(t.dirty) >= mergeAt && len(t.dirty)%mergeAt == 0 {
+		t.dirty = t.dirty.merged()
+	}
 }
 
 // Sync does nothing: the scratch image is never made durable.

@@ -274,3 +274,39 @@ func TestParseFault(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackedRecord: ranges recorded past the merge threshold are merged
+// on the way and still give the same union.
+func TestTrackedRecord(t *testing.T) {
+	var tr tracked
+	rng := rand.New(rand.NewPCG(4, 4))
+	covered := make([]bool, 1<<20)
+	for range 3*mergeAt + 17 {
+		off := rng.Int64N(1<<20 - 64)
+		n := 1 + rng.Int64N(64)
+		tr.record(off, off+n)
+		for i := off; i < off+n; i++ {
+			covered[i] = true
+		}
+	}
+	if len(tr.dirty) >= 3*mergeAt {
+		t.Errorf("%d ranges kept: never merged", len(tr.dirty))
+	}
+	var want []span
+	for i := int64(0); i < int64(len(covered)); i++ {
+		if !covered[i] {
+			continue
+		}
+		if n := len(want); n > 0 && want[n-1].end == i {
+			want[n-1].end++
+		} else {
+			want = append(want, span{i, i + 1})
+		}
+	}
+	if d := cmp.Diff(want, tr.take().merged(), cmp.AllowUnexported(span{})); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if len(tr.take()) != 0 {
+		t.Error("take did not empty the set")
+	}
+}

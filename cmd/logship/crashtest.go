@@ -49,8 +49,11 @@ file). CMD may write (mount, fsck -y): each check gets its own copy, and
 its writes never reach the next point. A point fails when CMD exits non-zero.
 
 Crash points (--points): every FLUSH, FUA and MARK entry (default), or
-every:N entries; --from-mark M checks from the first mark M on (M itself is
-the first point, as xfstests starts at its "mkfs" mark).
+every:N entries; --from-mark M checks from the first mark M on, as xfstests
+starts at its "mkfs" mark (M is the first point when --points has mark, and
+every:N counts from it). Marks named in --manifest are always points.
+
+--device file needs no root; loop devices and --manifest do.
 
 --manifest FILE lists files per mark, one "MARK PATH MD5" per line (lines
 may start with MANIFEST, as the kernel VM scenarios print them). At each
