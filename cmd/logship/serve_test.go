@@ -491,8 +491,11 @@ func TestServeAuth(t *testing.T) {
 					t.Fatal("a client with the wrong credentials was served")
 				}
 			}
-			if !strings.Contains(p.log(), "refused") {
-				t.Errorf("the server did not log the refusal:\n%s", p.log())
+			for i := 0; !strings.Contains(p.log(), "refused"); i++ {
+				if i == 100 {
+					t.Fatalf("the server did not log the refusal:\n%s", p.log())
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
