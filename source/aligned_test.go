@@ -1,0 +1,219 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/logship/logship/devio"
+	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/journal"
+	"github.com/logship/logship/parallel"
+)
+
+// strictReader is a device that refuses reads not aligned to bs in
+// offset, length and buffer address, as O_DIRECT does.
+type strictReader struct {
+	b     []byte
+	bs    int
+	reads int
+}
+
+func (r *strictReader) ReadAt(p []byte, off int64) (int, error) {
+	r.reads++
+	if off%int64(r.bs) != 0 || len(p)%r.bs != 0 || len(p) > 0 && uintptr(unsafe.Pointer(&p[0]))%uintptr(r.bs) != 0 {
+		return 0, fmt.Errorf("unaligned read of %d bytes at %d", len(p), off)
+	}
+	return bytes.NewReader(r.b).ReadAt(p, off)
+}
+
+func TestAlignedReader(t *testing.T) {
+	for _, bs := range []int{512, 4096} {
+		t.Run(fmt.Sprint(bs), func(t *testing.T) {
+			data := make([]byte, 3*maxBounce+5*bs)
+			rng := rand.New(rand.NewPCG(uint64(bs), 1))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			sr := &strictReader{b: data, bs: bs}
+			ar, err := newAlignedReader(sr, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := bytes.NewReader(data)
+			size := int64(len(data))
+			cases := [][2]int64{
+				{0, 0}, {0, 1}, {0, 28}, {1, 1}, {int64(bs) - 1, 2}, {int64(bs), int64(bs)},
+				{100, 3 * maxBounce}, {0, size}, {size - 1, 1}, {size - 10, 20}, {size, 1}, {size + 5, 3},
+				{7, maxBounce - 3}, {maxBounce - 1, 2},
+			}
+			for range 200 {
+				off := rng.Int64N(size)
+				cases = append(cases, [2]int64{off, rng.Int64N(2 * maxBounce)})
+			}
+			for _, c := range cases {
+				off, n := c[0], c[1]
+				got := make([]byte, n)
+				wantB := make([]byte, n)
+				gn, gerr := ar.ReadAt(got, off)
+				wn, werr := ref.ReadAt(wantB, off)
+				if gn != wn || (gerr == nil) != (werr == nil) || !bytes.Equal(got[:gn], wantB[:wn]) {
+					t.Fatalf("ReadAt(%d bytes at %d) = %d, %v; want %d, %v", n, off, gn, gerr, wn, werr)
+				}
+				if werr != nil && gerr != io.EOF {
+					t.Fatalf("ReadAt(%d bytes at %d): %v, want io.EOF", n, off, gerr)
+				}
+			}
+			if _, err := ar.ReadAt(make([]byte, 1), -1); err == nil {
+				t.Fatal("negative offset accepted")
+			}
+		})
+	}
+	if _, err := newAlignedReader(&strictReader{}, 1000); err == nil {
+		t.Fatal("block size 1000 accepted")
+	}
+}
+
+// The same journal read through O_DIRECT on a regular file.
+func TestAlignedReaderDirectFile(t *testing.T) {
+	wl := fixtures.DefaultWorkload(20, 512)
+	j, _ := wl.Bytes()
+	path := writeJournal(t, j)
+	jf, err := openJournal(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.Close()
+	if !jf.direct {
+		t.Fatal("not opened with O_DIRECT")
+	}
+	id, _, err := IdentifyReader(jf.r, jf.dev.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := IdentifyReader(bytes.NewReader(j), int64(len(j)))
+	if id != want {
+		t.Fatalf("identity through O_DIRECT %s, buffered %s", id, want)
+	}
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (loop devices); run the tests as root")
+	}
+}
+
+// A journal on a block device (a loop device with 4096-byte blocks, so
+// the 512-byte headers are unaligned reads) is read with O_DIRECT, at rest
+// and while it grows.
+func TestShipLoopDevice(t *testing.T) {
+	requireRoot(t)
+	wl := fixtures.DefaultWorkload(21, 512)
+	wl.Entries = 1500
+	j, _ := wl.Bytes()
+	dir := t.TempDir()
+	backing := filepath.Join(dir, "log.img")
+	size := (int64(len(j)) + 2<<20) &^ (1<<20 - 1)
+	if err := os.WriteFile(backing, j, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(backing, size); err != nil {
+		t.Fatal(err)
+	}
+	loop, err := devio.AttachLoop(backing, devio.LoopOptions{BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Detach()
+
+	srv := newTestServer(t, parallel.ServerConfig{})
+	cfg := config(t, loop.Path(), srv.Addr(), 4, wl.DeviceSize)
+	st := ship(t, cfg)
+	sameImage(t, srv.image("t"), want(t, j, wl.DeviceSize))
+	if id, _, _ := IdentifyReader(bytes.NewReader(j), int64(len(j))); st.Journal != id {
+		t.Fatalf("identity on the device %s, in memory %s", st.Journal, id)
+	}
+
+	// Now live: the backing file is zeroed and rewritten as the kernel
+	// would, while the Shipper tails the loop device.
+	if err := os.WriteFile(backing, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl.Seed = 22
+	srv2 := newTestServer(t, parallel.ServerConfig{})
+	cfg = config(t, loop.Path(), srv2.Addr(), 4, wl.DeviceSize)
+	cfg.Follow = true
+	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 10 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var werr error
+	wg.Go(func() { werr = growingJournal(ctx, backing, wl, 2*time.Millisecond) })
+	s, _ := New(cfg)
+	_, err = s.Run(ctx)
+	wg.Wait()
+	if werr != nil || err != nil {
+		t.Fatalf("writer: %v, Run: %v", werr, err)
+	}
+	final, _ := os.ReadFile(backing)
+	sameImage(t, srv2.image("t"), want(t, final, wl.DeviceSize))
+}
+
+func TestJournalID(t *testing.T) {
+	wl := fixtures.DefaultWorkload(23, 512)
+	wl.Entries = 2000
+	full, _ := wl.Bytes()
+	id, s, err := IdentifyReader(bytes.NewReader(full), int64(len(full)))
+	if err != nil || !ValidJournalID(id) || s.SectorSize != 512 {
+		t.Fatalf("IdentifyReader: %q, %+v, %v", id, s, err)
+	}
+	// The journal as it was earlier, once its entries passed 64 KiB: the
+	// same identity. Stale bytes past the counted entries do not matter.
+	r, _ := journal.NewReader(bytes.NewReader(full), int64(len(full)))
+	var at int64
+	for e, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.NextOffset() >= 512+IDPrefix {
+			at = e.Index + 1
+			break
+		}
+	}
+	early := append([]byte(nil), full...)
+	sb, _ := journal.Super{NrEntries: uint64(at), SectorSize: 512}.AppendBinary(nil)
+	copy(early, sb)
+	if got, _, _ := IdentifyReader(bytes.NewReader(early), int64(len(early))); got != id {
+		t.Fatalf("identity with %d entries %s, with all %s", at, got, id)
+	}
+	// Before that, a smaller journal has another identity, and stale
+	// bytes after its entries do not enter it.
+	sb, _ = journal.Super{NrEntries: 3, SectorSize: 512}.AppendBinary(nil)
+	copy(early, sb)
+	small, _, _ := IdentifyReader(bytes.NewReader(early), int64(len(early)))
+	copy(early[len(early)-1000:], bytes.Repeat([]byte{0xee}, 1000))
+	small2, _, _ := IdentifyReader(bytes.NewReader(early), int64(len(early)))
+	if small == id || small != small2 {
+		t.Fatalf("3 entries: %s, with stale bytes changed %s, all: %s", small, small2, id)
+	}
+	// Another journal, another identity.
+	wl.Seed = 24
+	other, _ := wl.Bytes()
+	if got, _, _ := IdentifyReader(bytes.NewReader(other), int64(len(other))); got == id {
+		t.Fatal("two journals with one identity")
+	}
+	for _, bad := range []string{"", "xxh64:", "xxh64:0123", "xxh64:0123456789abcdeg", "md5:0123456789abcdef"} {
+		if ValidJournalID(bad) {
+			t.Errorf("ValidJournalID(%q)", bad)
+		}
+	}
+}

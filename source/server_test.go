@@ -1,0 +1,310 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/parallel"
+)
+
+// testServer is a minimal server for the unit tests: it keeps each task's
+// image in memory, applies complete windows in order (entries one by one,
+// in journal order), moves the position and acks. It checks what a real
+// server must check of a source: window numbers continue from the
+// position it gave, entries stay inside the image. The real server is
+// package replica; cmd/logship's tests ship to it.
+type testServer struct {
+	t testing.TB
+	l *parallel.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex           // guards the fields below
+	tasks    map[string]*testTask //
+	sessions []*parallel.Session  // accepted, for Close
+	opens    int                  // OpOpen calls
+	// onWindow, if set, is called before a window is applied; an error
+	// fails the session instead (the window is not applied).
+	onWindow func(task string, seq uint64) error
+}
+
+type testTask struct {
+	image   []byte
+	ss      uint32
+	pos     control.Position
+	windows int // windows applied
+	frames  int
+}
+
+func newTestServer(t testing.TB, cfg parallel.ServerConfig) *testServer {
+	return newTestServerAt(t, "127.0.0.1:0", cfg, nil)
+}
+
+// newTestServerAt listens on addr; tasks, when not nil, is the state a
+// restarted server finds on its disk.
+func newTestServerAt(t testing.TB, addr string, cfg parallel.ServerConfig, tasks map[string]*testTask) *testServer {
+	t.Helper()
+	if tasks == nil {
+		tasks = map[string]*testTask{}
+	}
+	s := &testServer{t: t, tasks: tasks}
+	if cfg.TLS == nil && cfg.PSK == nil {
+		cfg.Insecure = true
+	}
+	cfg.Handler = s.handle
+	l, err := parallel.Listen(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.l = l
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Go(s.accept)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *testServer) Addr() string { return s.l.Addr().String() }
+
+// Close stops the server at once, as a crash would: sessions are failed,
+// windows not yet applied are lost.
+func (s *testServer) Close() {
+	s.cancel()
+	s.l.Close()
+	s.mu.Lock()
+	sessions := s.sessions
+	s.sessions = nil
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.Fail(parallel.CodeBusy, "server stopping")
+	}
+	s.wg.Wait()
+}
+
+func (s *testServer) accept() {
+	for {
+		sess, err := s.l.Accept(s.ctx)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.sessions = append(s.sessions, sess)
+		s.mu.Unlock()
+		s.wg.Go(func() { s.serve(sess) })
+	}
+}
+
+func (s *testServer) task(name string) *testTask {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tasks[name]
+}
+
+// image returns a copy of a task's image.
+func (s *testServer) image(name string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks[name]
+	if t == nil {
+		return nil
+	}
+	return append([]byte(nil), t.image...)
+}
+
+func (s *testServer) handle(ctx context.Context, sess *parallel.Session, body []byte) ([]byte, error) {
+	var req control.Request
+	if err := control.Unmarshal(body, &req); err != nil {
+		return nil, err
+	}
+	if req.Op != control.OpOpen || req.Open == nil {
+		return nil, fmt.Errorf("unknown op %q", req.Op)
+	}
+	o := req.Open
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opens++
+	t := s.tasks[sess.Task()]
+	created := false
+	switch {
+	case t == nil && o.Size == 0:
+		return nil, fmt.Errorf("no task %q", sess.Task())
+	case t == nil:
+		t = &testTask{image: make([]byte, o.Size)}
+		s.tasks[sess.Task()] = t
+		created = true
+	case o.Size != 0 && o.Size != int64(len(t.image)):
+		return nil, fmt.Errorf("task %q has an image of %d bytes, not %d", sess.Task(), len(t.image), o.Size)
+	}
+	if t.pos.Journal != o.Journal {
+		t.pos = control.Position{Journal: o.Journal}
+	}
+	t.ss = o.SectorSize
+	return control.Marshal(control.Task{Name: sess.Task(), ImageSize: int64(len(t.image)), Created: created, Durable: t.pos}), nil
+}
+
+func (s *testServer) serve(sess *parallel.Session) {
+	defer sess.Close()
+	for {
+		w, err := sess.Next(s.ctx)
+		if err != nil {
+			return
+		}
+		if err := s.apply(sess, w); err != nil {
+			sess.Fail(parallel.CodeApplication, err.Error())
+			return
+		}
+		w.Release()
+		sess.Ack(w.Seq)
+	}
+}
+
+func (s *testServer) apply(sess *parallel.Session, w *parallel.Window) error {
+	s.mu.Lock()
+	hook := s.onWindow
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(sess.Task(), w.Seq); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks[sess.Task()]
+	if t == nil {
+		return errors.New("window before open")
+	}
+	if w.Seq != t.pos.NextWindow {
+		return fmt.Errorf("window %d, want %d", w.Seq, t.pos.NextWindow)
+	}
+	if len(w.Frames) == 0 {
+		return fmt.Errorf("empty window %d", w.Seq)
+	}
+	next := t.pos.NextEntry
+	for _, f := range w.Frames {
+		e, data, err := control.ParseEntry(f.Payload, int64(f.Entry), t.ss)
+		if err != nil {
+			return err
+		}
+		if e.End() > int64(len(t.image)) {
+			return fmt.Errorf("entry %d past the image", e.Index)
+		}
+		switch {
+		case e.IsDiscard():
+			clear(t.image[e.Start():e.End()])
+		case e.IsWrite():
+			copy(t.image[e.Start():], data)
+		}
+		next = max(next, e.Index+1)
+		t.frames++
+	}
+	t.pos.NextEntry, t.pos.NextWindow = next, w.Seq+1
+	t.windows++
+	return nil
+}
+
+// proxy forwards TCP connections to a server and can cut all of them.
+type proxy struct {
+	l      net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex // guards conns, bytes, cutAt
+	conns []net.Conn
+	bytes int64 // client-to-server bytes forwarded
+	cutAt int64 // cut every connection when bytes passes this; 0: never
+	cuts  int
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *proxy) Addr() string { return p.l.Addr().String() }
+
+func (p *proxy) Close() {
+	p.l.Close()
+	p.cut()
+	p.wg.Wait()
+}
+
+// cutAfter makes the proxy drop every connection once n more
+// client-to-server bytes have passed.
+func (p *proxy) cutAfter(n int64) {
+	p.mu.Lock()
+	p.cutAt = p.bytes + n
+	p.mu.Unlock()
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		p.wg.Go(func() { p.pipe(u, c, true) })
+		p.wg.Go(func() { p.pipe(c, u, false) })
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn, count bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			if count {
+				p.mu.Lock()
+				p.bytes += int64(n)
+				cut := p.cutAt > 0 && p.bytes >= p.cutAt
+				if cut {
+					p.cutAt = 0
+					p.cuts++
+				}
+				p.mu.Unlock()
+				if cut {
+					p.cut()
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
