@@ -62,7 +62,7 @@ type dmTarget interface {
 type devioDM struct{}
 
 func (devioDM) Status(name string) (string, error) { return devio.DMStatus(name) }
-func (devioDM) Mark(name, label string) error       { return devio.Mark(name, label) }
+func (devioDM) Mark(name, label string) error      { return devio.Mark(name, label) }
 
 // DeviceSize returns the size in bytes of the device-mapper device name
 // (the sum of its table's target lengths): for a log-writes target, the
