@@ -82,7 +82,7 @@ type Server struct {
 	claims   map[string]*session            // task name → the session using it
 	sessions map[*parallel.Session]*session // sessions known to Serve or Handle
 	lastErr  map[string]string              // task name → why its last session failed
-	idle     chan struct{}                  // closed and replaced when a claim is released
+	idle     chan struct{}                  // closed and replaced whenever a claim is released
 
 	// abandon makes sessions stop without syncing anything more, as if
 	// the process died (tests).
@@ -209,15 +209,43 @@ func (srv *Server) session(ps *parallel.Session) *session {
 	return ss
 }
 
-// claim gives task name to ss, or refuses when another session has it.
-func (srv *Server) claim(ss *session, name string) error {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if other := srv.claims[name]; other != nil {
-		return fmt.Errorf("%w: task %s is used by another session (%x); retry when it has ended", ErrTaskBusy, name, other.ps.ID())
+// claimWait bounds how long a new session waits for an ending session
+// of the same task to let it go.
+const claimWait = time.Minute
+
+// claim gives task name to ss. It refuses when another live session has
+// the task; when that session is ending (its client closed or it failed)
+// it waits, up to claimWait, for it to finish with the task, so that a
+// source that reconnects at once is not turned away.
+func (srv *Server) claim(ctx context.Context, ss *session, name string) error {
+	timer := time.NewTimer(claimWait)
+	defer timer.Stop()
+	for {
+		srv.mu.Lock()
+		other := srv.claims[name]
+		if other == nil {
+			srv.claims[name] = ss
+			srv.mu.Unlock()
+			return nil
+		}
+		released := srv.idle
+		srv.mu.Unlock()
+		select {
+		case <-other.ps.Done():
+		default:
+			return fmt.Errorf("%w: task %s is used by another session (%x); retry when it has ended", ErrTaskBusy, name, other.ps.ID())
+		}
+		srv.cfg.Logf("session %x: task %s: waiting for the previous session (%x) to finish", ss.ps.ID(), name, other.ps.ID())
+		select {
+		case <-released:
+		case <-timer.C:
+			return fmt.Errorf("%w: task %s: the previous session (%x) is still finishing after %v; retry later", ErrTaskBusy, name, other.ps.ID(), claimWait)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrShutdown, ctx.Err())
+		case <-ss.ps.Done():
+			return fmt.Errorf("%w: the session ended while waiting for task %s", ErrTaskBusy, name)
+		}
 	}
-	srv.claims[name] = ss
-	return nil
 }
 
 // serveSession runs one session from start to end.
@@ -227,7 +255,7 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	var err error
 	if name != "" {
 		if err = CheckTask(name); err == nil {
-			if err = srv.claim(ss, name); err == nil {
+			if err = srv.claim(ctx, ss, name); err == nil {
 				ss.claimed = true
 			}
 		}

@@ -193,6 +193,7 @@ func TestTaskBusy(t *testing.T) {
 	}
 	s2 := ts.dial(t, "busy", 2)
 	_, err := openCall(ctx, s2, j.open(j.size))
+	t.Log(err)
 	if codeOfErr(err) != control.CodeTaskBusy {
 		t.Fatalf("second session: %v, want code TASK_BUSY", err)
 	}
@@ -202,13 +203,38 @@ func TestTaskBusy(t *testing.T) {
 	if _, err := openCall(ctx, s3, j.open(j.size)); err != nil {
 		t.Fatal(err)
 	}
-	s1.Close()
-	s3.Close()
-	ts.waitIdle(t)
-	s4 := ts.dial(t, "busy", 1)
-	if _, err := openCall(ctx, s4, j.open(0)); err != nil {
+	// Once the first session has ended (its client closed it), a new
+	// session for the task waits for it to let go instead of being
+	// refused, even while the old one is still finishing.
+	id := s1.ID()
+	sent, err := shipJournal(ctx, s1, j, control.Position{Journal: j.id}, shipOpts{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s1.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	ts.srv.mu.Lock()
+	var old *parallel.Session
+	for ps := range ts.srv.sessions {
+		if ps.ID() == id {
+			old = ps
+		}
+	}
+	ts.srv.mu.Unlock()
+	if old != nil {
+		<-old.Done()
+	}
+	s4 := ts.dial(t, "busy", 1)
+	task, err := openCall(ctx, s4, j.open(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Durable.NextEntry != sent[len(sent)-1].last+1 {
+		t.Fatalf("reopened at %+v", task.Durable)
+	}
+	s3.Close()
 }
 
 func TestOpenErrors(t *testing.T) {
