@@ -312,3 +312,36 @@ func TestWindowBeforeOpen(t *testing.T) {
 	}
 	_ = parallel.DefaultCredit
 }
+
+// TestSmallCredit ships through a credit that holds only a few windows:
+// the server's memory is bounded by it, and nothing waits for more.
+func TestSmallCredit(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			wl := fixtures.DefaultWorkload(13, 512)
+			wl.Entries = 1500
+			j := newJournal(t, wl)
+			const credit = 256 << 10
+			ts := startServerCredit(t, m.cfg, credit)
+			ctx := t.Context()
+			s := ts.dial(t, "t", 4)
+			task, err := openCall(ctx, s, j.open(j.size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+				t.Fatal(err)
+			}
+			if st := s.Stats(); st.MaxInFlight > credit || st.CreditWaits == 0 {
+				t.Fatalf("in flight at most %d bytes with a credit of %d, %d waits for credit", st.MaxInFlight, credit, st.CreditWaits)
+			}
+			s.Close()
+			ts.waitIdle(t)
+			sameBytes(t, "image", readImage(t, ts.cfg.Dir, "t"), j.replayTo(t, -1))
+		})
+	}
+}
