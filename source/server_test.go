@@ -133,16 +133,16 @@ func (s *testServer) handle(ctx context.Context, sess *parallel.Session, body []
 	created := false
 	switch {
 	case t == nil && o.Size == 0:
-		return nil, fmt.Errorf("no task %q", sess.Task())
+		return nil, &parallel.RemoteError{Code: control.CodeNoTask, Msg: fmt.Sprintf("no task %q", sess.Task())}
 	case t == nil:
 		t = &testTask{image: make([]byte, o.Size)}
 		s.tasks[sess.Task()] = t
 		created = true
 	case o.Size != 0 && o.Size != int64(len(t.image)):
-		return nil, fmt.Errorf("task %q has an image of %d bytes, not %d", sess.Task(), len(t.image), o.Size)
+		return nil, &parallel.RemoteError{Code: control.CodeMismatch, Msg: fmt.Sprintf("task %q has an image of %d bytes, not %d", sess.Task(), len(t.image), o.Size)}
 	}
 	if t.pos.Journal != o.Journal {
-		t.pos = control.Position{Journal: o.Journal}
+		t.pos = control.Position{Journal: o.Journal, NextWindow: t.pos.NextWindow}
 	}
 	t.ss = o.SectorSize
 	return control.Marshal(control.Task{Name: sess.Task(), ImageSize: int64(len(t.image)), Created: created, Durable: t.pos}), nil
@@ -156,7 +156,11 @@ func (s *testServer) serve(sess *parallel.Session) {
 			return
 		}
 		if err := s.apply(sess, w); err != nil {
-			sess.Fail(parallel.CodeApplication, err.Error())
+			code := parallel.Code(control.CodeSequence) // the source sent something wrong
+			if errors.Is(err, errHook) {
+				code = control.CodeIO // a server failure: the source retries
+			}
+			sess.Fail(code, err.Error())
 			return
 		}
 		w.Release()
@@ -170,7 +174,7 @@ func (s *testServer) apply(sess *parallel.Session, w *parallel.Window) error {
 	s.mu.Unlock()
 	if hook != nil {
 		if err := hook(sess.Task(), w.Seq); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errHook, err)
 		}
 	}
 	s.mu.Lock()
@@ -207,6 +211,8 @@ func (s *testServer) apply(sess *parallel.Session, w *parallel.Window) error {
 	t.windows++
 	return nil
 }
+
+var errHook = errors.New("test server hook")
 
 // proxy forwards TCP connections to a server and can cut all of them.
 type proxy struct {

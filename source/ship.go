@@ -103,6 +103,7 @@ type Stats struct {
 	Windows    int64            // windows sent
 	Frames     int64            // DATA frames sent
 	Bytes      int64            // DATA payload bytes sent (entry headers and data)
+	Skipped    int64            // entries before FromMark sent as no-ops
 	WireBytes  int64            // bytes on the wire (frame headers, after compression)
 	Sessions   int              // sessions opened
 	Reconnects int              // sessions opened after a failure
@@ -365,8 +366,12 @@ func (s *Shipper) session(ctx context.Context, j *journalFile, id string, super 
 	}()
 
 	w := &windowSender{s: s, sess: sess, src: src, j: j, ctx: sendCtx, base: pos.NextWindow, image: task.ImageSize}
-	w.split = barrier.NewSplitter(s.limits(sess, super))
-	readErr := w.ship(ctx)
+	lim := s.limits(sess, super)
+	w.split = barrier.NewSplitter(lim)
+	readErr := w.skip(pos.NextEntry, from, lim.MaxEntries)
+	if readErr == nil {
+		readErr = w.ship(ctx)
+	}
 	if readErr != nil && ctx.Err() == nil {
 		if errors.Is(readErr, context.Canceled) && sess.Err() != nil {
 			readErr = sess.Err()
@@ -413,11 +418,11 @@ func (s *Shipper) open(ctx context.Context, sess *parallel.Session, id string, s
 	}
 	t, err := call(s.cfg.Size)
 	var te *TaskError
-	if err != nil && s.cfg.Size == 0 && s.cfg.DefaultSize > 0 && errors.As(err, &te) {
+	if err != nil && s.cfg.Size == 0 && s.cfg.DefaultSize > 0 && isCode(err, control.CodeNoTask) {
 		t, err = call(s.cfg.DefaultSize)
 	}
 	if err != nil {
-		if errors.As(err, &te) && s.cfg.Size == 0 && s.cfg.DefaultSize == 0 {
+		if errors.As(err, &te) && isCode(err, control.CodeNoTask) {
 			te.Hint = "to create the task, give its image size (--size)"
 		}
 		return t, err
@@ -431,8 +436,16 @@ func (s *Shipper) open(ctx context.Context, sess *parallel.Session, id string, s
 	return t, nil
 }
 
+// isCode reports whether err is a RemoteError with code.
+func isCode(err error, code parallel.Code) bool {
+	var re *parallel.RemoteError
+	return errors.As(err, &re) && re.Code == code
+}
+
 // TaskError is the server refusing to open the task (an error reply to
-// OpOpen) or answering nonsense; reconnecting does not help.
+// OpOpen) or answering nonsense. Reconnecting does not help, unless its
+// code is retryable (control.Retryable: the task is busy, the server's
+// disk is full, ...).
 type TaskError struct {
 	Task string
 	Err  error
@@ -487,8 +500,12 @@ func (s *Shipper) limits(sess *parallel.Session, super journal.Super) barrier.Li
 // permanent reports whether reconnecting cannot cure err.
 func permanent(err error) bool {
 	var je *JournalError
-	var te *TaskError
 	var re *parallel.RemoteError
+	if errors.As(err, &re) && re.Code >= parallel.CodeApplication {
+		// The server's own verdict (an error reply or an ERROR frame).
+		return !control.Retryable(uint16(re.Code))
+	}
+	var te *TaskError
 	switch {
 	case errors.As(err, &je), errors.As(err, &te):
 		return true
@@ -536,6 +553,38 @@ type windowSender struct {
 	closed  uint64 // windows closed in this session
 	sentAny bool   // a window was sent
 	lastSeq uint64 // the last window sent
+}
+
+// skip moves the server's position from entry first to entry end without
+// applying anything, for FromMark: the entries in between go as no-op
+// entries (zero-length DISCARDs, which the protocol allows and which
+// touch nothing), in windows of at most perWindow. The protocol has no
+// other way to skip entries: a window must start at the durable position
+// and its entries be consecutive.
+func (w *windowSender) skip(first, end int64, perWindow int) error {
+	noop := control.AppendEntry(nil, journal.Entry{Flags: journal.FlagDiscard}, nil)
+	for i := first; i < end; {
+		n := min(end-i, int64(perWindow))
+		seq := w.base
+		for k := i; k < i+n; k++ {
+			if err := w.sess.SendFrame(w.ctx, parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(k), Payload: noop}); err != nil {
+				return err
+			}
+		}
+		if err := w.sess.EndWindow(w.ctx, seq); err != nil {
+			return err
+		}
+		i += n
+		w.base++
+		w.sentAny, w.lastSeq = true, seq
+		s := w.s
+		s.mu.Lock()
+		s.st.Skipped += n
+		s.pending = append(s.pending, sentWindow{seq: seq, next: i})
+		s.ackedLocked()
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 // ship reads entries until the journal ends (nil) or ctx ends or an error

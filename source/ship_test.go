@@ -345,8 +345,8 @@ func TestShipFromMark(t *testing.T) {
 	cfg := config(t, writeJournal(t, j), srv.Addr(), 4, wl.DeviceSize)
 	cfg.FromMark = "m3"
 	st := ship(t, cfg)
-	if st.Entries != r.Len()-m.Index-1 {
-		t.Fatalf("shipped %d entries, want the %d after mark m3 (entry %d)", st.Entries, r.Len()-m.Index-1, m.Index)
+	if st.Entries != r.Len()-m.Index-1 || st.Skipped != m.Index+1 || st.Durable.NextEntry != r.Len() {
+		t.Fatalf("shipped %d entries, skipped %d, durable %+v; want the %d after mark m3 (entry %d)", st.Entries, st.Skipped, st.Durable, r.Len()-m.Index-1, m.Index)
 	}
 	// The image is what the entries after the mark make of zeros.
 	img := make([]byte, wl.DeviceSize)
