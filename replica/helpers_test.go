@@ -95,7 +95,7 @@ func (ts *testServer) waitIdle(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if err := ts.srv.waitIdle(ctx); err != nil {
+	if err := ts.srv.WaitIdle(ctx); err != nil {
 		t.Fatalf("server sessions did not end: %v", err)
 	}
 }

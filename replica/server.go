@@ -296,8 +296,11 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	srv.mu.Unlock()
 }
 
-// waitIdle waits until no task is claimed (tests, benchmarks).
-func (srv *Server) waitIdle(ctx context.Context) error {
+// WaitIdle waits until no session holds a task: every session that was
+// using one has ended, made what it received durable, applied it to the
+// image and closed it. A source that has closed its session and wants to
+// read the image calls it (in-process), or stops the server.
+func (srv *Server) WaitIdle(ctx context.Context) error {
 	for {
 		srv.mu.Lock()
 		n, ch := len(srv.claims), srv.idle
