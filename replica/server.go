@@ -289,6 +289,8 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 		delete(srv.claims, name)
 		if err != nil {
 			srv.lastErr[name] = err.Error()
+		} else if perr := ps.Err(); perr != nil && !errors.Is(perr, parallel.ErrSessionClosed) {
+			srv.lastErr[name] = perr.Error() // the client failed, or a stream dropped
 		}
 		close(srv.idle)
 		srv.idle = make(chan struct{})

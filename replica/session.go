@@ -63,6 +63,9 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 			t, err = openTask(srv.cfg.Dir, name)
 		}
 	}
+	if errors.Is(err, ErrNoTask) {
+		return control.Task{}, fmt.Errorf("%w (open with a size to create it)", err)
+	}
 	if err != nil {
 		return control.Task{}, err
 	}
