@@ -117,7 +117,8 @@ func Marshal(v any) []byte {
 	return b
 }
 
-// Unmarshal decodes a body, refusing unknown fields.
+// Unmarshal decodes a body. Unknown fields are ignored, so that a newer
+// peer may add fields an older one does not know.
 func Unmarshal(b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
