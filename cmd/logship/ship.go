@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
+
+	"github.com/logship/logship/barrier"
+	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/source"
+)
+
+func init() {
+	register(command{name: "ship", summary: "ship a journal (or follow a live log) to a logship server", run: runShip})
+}
+
+// defaultSizeRound rounds the default image size of a journal file.
+const defaultSizeRound = 1 << 20
+
+func runShip(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "ship", "JOURNAL --to ADDR --task NAME (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [flags]",
+		`Ships the entries of a dm-log-writes journal to the task NAME of a logship
+server, over --streams parallel TCP streams, window by window: a window ends
+at every FLUSH, FUA and MARK entry (and at a size cap), and the server
+applies windows strictly in order, each durable before it is acked.
+
+A journal file is shipped to its last entry. With --follow, JOURNAL is a live
+log (the log device of a dm-log-writes target, or a file that grows) and is
+tailed until the target is removed (its end mark) or logship is stopped
+(SIGINT, SIGTERM: what was read is still sent and acked). A log device is read
+with O_DIRECT. The kernel only rewrites the log's entry count after a FUA or
+MARK entry: with --dm-name NAME, logship sends a mark to the target every
+--tick while it logged new entries, so that they become visible, and stops with
+an error when the target reports logging_disabled (its log is full).
+
+The task is created when it does not exist: with --size, or by default for a
+journal file with the highest byte it touches rounded up to 1 MiB, or with
+--follow --dm-name with the size of the target's device. An existing task is
+used as it is (with --size, its size must match).
+
+On start and after any lost connection, logship asks the server where the
+image stands and resends from there; it reconnects by itself, with backoff,
+until no window has been acked for --retry-for. With --from-mark M the
+entries up to the first mark M are not shipped (for a task whose image was
+synced at that mark).
+
+Progress goes to stderr when it is a terminal; a summary line to stdout.`)
+	var (
+		to        = fs.String("to", "", "server address, host:port")
+		task      = fs.String("task", "", "task name on the server")
+		sizeS     = fs.String("size", "", "image size when the task is created (e.g. 10GiB)")
+		streams   = fs.Int("streams", parallel.DefaultStreams, "parallel TCP streams")
+		fromMark  = fs.String("from-mark", "", "start after the first mark with this label")
+		compress  = fs.String("compress", "none", "compress frames: zstd or none")
+		bwS       = fs.String("bwlimit", "", "limit the data sent per second, e.g. 20MiB (or 20MiB/s)")
+		follow    = fs.Bool("follow", false, "tail a live log until its end mark or until stopped")
+		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target (with --follow)")
+		tick      = fs.Duration("tick", source.DefaultTick, "with --dm-name: how often to send a mark while entries are logged (0: never)")
+		tlsCert   = fs.String("tls-cert", "", "client certificate (PEM)")
+		tlsKey    = fs.String("tls-key", "", "client key (PEM)")
+		ca        = fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)")
+		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key")
+		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
+		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
+		winEnt    = fs.Int("window-entries", barrier.DefaultMaxEntries, "most entries in a window")
+		winBytesS = fs.String("window-bytes", humanize.IBytes(barrier.DefaultMaxBytes), "most payload bytes in a window (also capped at a quarter of the server's credit)")
+		direct    = fs.Bool("direct", false, "read a journal file with O_DIRECT too (a device always is)")
+		progress  = fs.String("progress", "auto", "progress on stderr: auto (when a terminal), always or never")
+		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
+		verbose   = fs.BoolP("verbose", "v", false, "log what happens (sessions, positions) on stderr")
+	)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
+	}
+	if *to == "" || *task == "" {
+		return usagef("--to and --task are required")
+	}
+	if *streams < 1 || *streams > parallel.MaxStreams {
+		return usagef("--streams %d: want 1 to %d", *streams, parallel.MaxStreams)
+	}
+	if *dmName != "" && !*follow {
+		return usagef("--dm-name goes with --follow")
+	}
+	if *winEnt < 1 {
+		return usagef("--window-entries %d: want at least 1", *winEnt)
+	}
+	winBytes, err := humanize.ParseBytes(*winBytesS)
+	if err != nil || winBytes == 0 || winBytes > 1<<40 {
+		return usagef("--window-bytes %q: want a size", *winBytesS)
+	}
+	cfg := source.Config{
+		Journal:  fs.Arg(0),
+		Addr:     *to,
+		Client:   parallel.ClientConfig{Task: *task, Streams: *streams},
+		FromMark: *fromMark,
+		Follow:   *follow,
+		Direct:   *direct,
+		Limits:   barrier.Limits{MaxEntries: *winEnt, MaxBytes: int64(winBytes)},
+		DMName:   *dmName,
+		Tick:     *tick,
+		RetryFor: *retryFor,
+	}
+	if *tick == 0 {
+		cfg.Tick = -1 // status only
+	} else if *tick < 10*time.Millisecond {
+		return usagef("--tick %v: want 10ms or more (or 0)", *tick)
+	}
+	if *retryFor == 0 {
+		cfg.RetryFor = -1
+	}
+	switch *compress {
+	case "zstd":
+		cfg.Client.Compress = true
+	case "none", "":
+	default:
+		return usagef("--compress %q: want zstd or none", *compress)
+	}
+	if *bwS != "" {
+		bw, err := humanize.ParseBytes(strings.TrimSuffix(*bwS, "/s"))
+		if err != nil || bw == 0 || bw > 1<<50 {
+			return usagef("--bwlimit %q: want a rate in bytes per second, e.g. 20MiB", *bwS)
+		}
+		cfg.BytesPerSecond = int64(bw)
+	}
+	if *sizeS != "" {
+		size, err := humanize.ParseBytes(*sizeS)
+		if err != nil || size == 0 || size > 1<<60 {
+			return usagef("--size %q: want a size, e.g. 10GiB", *sizeS)
+		}
+		cfg.Size = int64(size)
+	}
+	if err := clientAuth(&cfg.Client, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
+		return err
+	}
+	showProgress := false
+	switch *progress {
+	case "auto":
+		showProgress = isTerminal(e.stderr)
+	case "always":
+		showProgress = true
+	case "never":
+	default:
+		return usagef("--progress %q: want auto, always or never", *progress)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	if cfg.Size == 0 {
+		switch {
+		case !*follow:
+			if cfg.DefaultSize, err = source.ImageSize(cfg.Journal, defaultSizeRound); err != nil {
+				return err
+			}
+		case *dmName != "":
+			if cfg.DefaultSize, err = source.DeviceSize(*dmName); err != nil {
+				return err
+			}
+		}
+	}
+
+	s, err := source.New(cfg)
+	if err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		stop = make(chan struct{})
+	)
+	if showProgress {
+		wg.Go(func() { showShipProgress(e.stderr, s, stop) })
+	}
+	st, err := s.Run(ctx)
+	close(stop)
+	wg.Wait()
+	stopped := err != nil && *follow && errors.Is(err, context.Canceled)
+	if err != nil && !stopped {
+		if st.Windows > 0 || st.Durable.NextEntry > 0 {
+			printShipSummary(e.stdout, st, *jsonOut, "failed")
+		}
+		return err
+	}
+	state := "done"
+	if stopped {
+		state = "stopped"
+	}
+	printShipSummary(e.stdout, st, *jsonOut, state)
+	return nil
+}
+
+// clientAuth sets one of TLS, PSK and Insecure from the flags.
+func clientAuth(c *parallel.ClientConfig, cert, key, ca, pskFile string, insecure bool) error {
+	tlsOn := cert != "" || key != "" || ca != ""
+	n := 0
+	for _, on := range []bool{tlsOn, pskFile != "", insecure} {
+		if on {
+			n++
+		}
+	}
+	if n != 1 {
+		return usagef("choose one authentication: --tls-cert/--tls-key [--ca], --psk-file or --insecure (%d given)", n)
+	}
+	var err error
+	switch {
+	case tlsOn:
+		if cert == "" || key == "" {
+			return usagef("TLS needs --tls-cert and --tls-key (and --ca unless the system's CAs sign the server)")
+		}
+		c.TLS, err = parallel.LoadClientTLS(cert, key, ca)
+	case pskFile != "":
+		c.PSK, err = parallel.LoadPSK(pskFile)
+	default:
+		c.Insecure = true
+	}
+	return err
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// showShipProgress redraws one line on w twice a second until stop.
+func showShipProgress(w io.Writer, s *source.Shipper, stop <-chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	var lastBytes int64
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			fmt.Fprint(w, "\r\033[K")
+			return
+		case now := <-t.C:
+			st := s.Stats()
+			rate := float64(st.Bytes-lastBytes) / now.Sub(last).Seconds()
+			lastBytes, last = st.Bytes, now
+			fmt.Fprintf(w, "\r\033[K%s sent, %s/s, %d entries, %d windows, durable to entry %d, %d streams",
+				humanize.IBytes(uint64(st.Bytes)), humanize.IBytes(uint64(max(rate, 0))), st.Entries, st.Windows, st.Durable.NextEntry, st.Streams)
+			if st.Reconnects > 0 {
+				fmt.Fprintf(w, ", %d reconnects", st.Reconnects)
+			}
+		}
+	}
+}
+
+// shipSummary is the --json summary.
+type shipSummary struct {
+	State         string  `json:"state"` // done, stopped, failed
+	Task          string  `json:"task"`
+	Journal       string  `json:"journal"`
+	ImageSize     int64   `json:"image_size"`
+	Streams       int     `json:"streams"`
+	Entries       int64   `json:"entries"`
+	Skipped       int64   `json:"skipped,omitempty"`
+	Windows       int64   `json:"windows"`
+	Frames        int64   `json:"frames"`
+	Bytes         int64   `json:"bytes"`
+	WireBytes     int64   `json:"wire_bytes"`
+	Seconds       float64 `json:"seconds"`
+	BytesPerSec   float64 `json:"bytes_per_second"`
+	Reconnects    int     `json:"reconnects"`
+	DurableEntry  int64   `json:"durable_entry"`
+	DurableWindow uint64  `json:"durable_window"`
+}
+
+func printShipSummary(w io.Writer, st source.Stats, asJSON bool, state string) {
+	secs := st.Elapsed.Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(st.Bytes) / secs
+	}
+	if asJSON {
+		b, _ := json.Marshal(shipSummary{
+			State: state, Task: st.Task, Journal: st.Journal, ImageSize: st.ImageSize, Streams: st.Streams,
+			Entries: st.Entries, Skipped: st.Skipped, Windows: st.Windows, Frames: st.Frames, Bytes: st.Bytes,
+			WireBytes: st.WireBytes, Seconds: secs, BytesPerSec: rate, Reconnects: st.Reconnects,
+			DurableEntry: st.Durable.NextEntry, DurableWindow: st.Durable.NextWindow,
+		})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "ship %s: %d entries in %d windows, %s (%s on the wire) in %v: %s/s over %d streams",
+		state, st.Entries, st.Windows, humanize.IBytes(uint64(st.Bytes)), humanize.IBytes(uint64(st.WireBytes)),
+		st.Elapsed.Round(time.Millisecond), humanize.IBytes(uint64(rate)), st.Streams)
+	if st.Skipped > 0 {
+		fmt.Fprintf(w, ", %d entries skipped (--from-mark)", st.Skipped)
+	}
+	if st.Reconnects > 0 {
+		fmt.Fprintf(w, ", %d reconnects", st.Reconnects)
+	}
+	fmt.Fprintf(w, "; task %s durable up to entry %d (window %d)\n", st.Task, st.Durable.NextEntry, st.Durable.NextWindow)
+}

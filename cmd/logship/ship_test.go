@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/journal"
+)
+
+func TestShipUsage(t *testing.T) {
+	dir := t.TempDir()
+	j, _, _ := writeJournal(t, dir, fixtures.DefaultWorkload(1, 512))
+	base := []string{"ship", j, "--to", "127.0.0.1:1", "--task", "t"}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ship", "--help"}, 0, "--from-mark"},
+		{[]string{"ship"}, 2, "want one JOURNAL"},
+		{[]string{"ship", j}, 2, "--to and --task are required"},
+		{base, 2, "choose one authentication"},
+		{append(base, "--insecure", "--psk-file", "x"), 2, "choose one authentication"},
+		{append(base, "--tls-cert", "c"), 2, "TLS needs"},
+		{append(base, "--insecure", "--streams", "0"), 2, "--streams 0"},
+		{append(base, "--insecure", "--streams", "65"), 2, "--streams 65"},
+		{append(base, "--insecure", "--compress", "lz4"), 2, "--compress"},
+		{append(base, "--insecure", "--bwlimit", "fast"), 2, "--bwlimit"},
+		{append(base, "--insecure", "--size", "huge"), 2, "--size"},
+		{append(base, "--insecure", "--dm-name", "lw"), 2, "--dm-name goes with --follow"},
+		{append(base, "--insecure", "--follow", "--tick", "1ms"), 2, "--tick"},
+		{append(base, "--insecure", "--progress", "maybe"), 2, "--progress"},
+		{append(base, "--insecure", "--window-entries", "0"), 2, "--window-entries"},
+		{[]string{"ship", filepath.Join(dir, "nosuch"), "--to", "127.0.0.1:1", "--task", "t", "--insecure"}, 3, "nosuch"},
+		{[]string{"ship", "/etc/passwd", "--to", "127.0.0.1:1", "--task", "t", "--insecure"}, 3, "not a dm-log-writes journal"},
+		{append(base, "--to", "192.0.2.1:7070", "--insecure"), 3, "insecure"},
+		{[]string{"mark", "--help"}, 0, "--dm-name"},
+		{[]string{"mark", "x"}, 2, "--dm-name is required"},
+		{[]string{"mark", "--dm-name", "lw"}, 2, "want one LABEL"},
+		{[]string{"mark", "--dm-name", "logship-no-such-device", "x"}, 3, "logship-no-such-device"},
+	} {
+		r := logship(t, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("logship %q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// shipJournal is a journal of about 24 MiB over a 32 MiB device, and its
+// sequential replay onto zeros.
+func shipJournal(t *testing.T, dir string, seed uint64) (path string, j, img []byte) {
+	t.Helper()
+	wl := fixtures.DefaultWorkload(seed, 512)
+	wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 3000, 32<<20, 32
+	return writeJournal(t, dir, wl)
+}
+
+// imageAfterStop stops the server in order (so the image has caught up
+// with the staging log) and compares its image of task with want.
+func imageAfterStop(t *testing.T, p *serveProc, task string, want []byte) {
+	t.Helper()
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
+	}
+	serveSameImage(t, "image", filepath.Join(p.dir, task, "image"), want)
+}
+
+// shipProc is a running `logship ship`.
+type shipProc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+
+	mu      sync.Mutex
+	stderr  bytes.Buffer
+	durable int64         // last "durable to entry N" of the progress
+	moved   chan struct{} // closed and replaced when durable moves
+	done    chan struct{}
+	err     error
+}
+
+func startShip(t *testing.T, args ...string) *shipProc {
+	t.Helper()
+	p := &shipProc{cmd: exec.Command(logshipBin, append([]string{"ship", "--progress", "always"}, args...)...),
+		moved: make(chan struct{}), done: make(chan struct{})}
+	p.cmd.Stdout = &p.stdout
+	pr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Split(splitCRLF)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			if _, rest, ok := strings.Cut(line, "durable to entry "); ok {
+				n, _, _ := strings.Cut(rest, ",")
+				if v, err := strconv.ParseInt(n, 10, 64); err == nil && v != p.durable {
+					p.durable = v
+					close(p.moved)
+					p.moved = make(chan struct{})
+				}
+			}
+			p.mu.Unlock()
+		}
+		io.Copy(io.Discard, pr)
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("logship ship stderr:\n%s", p.log())
+		}
+	})
+	return p
+}
+
+// splitCRLF splits at \r and \n: the progress line is redrawn with \r.
+func splitCRLF(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+func (p *shipProc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// waitDurable waits until the progress says at least n entries are durable.
+func (p *shipProc) waitDurable(t *testing.T, n int64) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		p.mu.Lock()
+		d, ch := p.durable, p.moved
+		p.mu.Unlock()
+		if d >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-p.done:
+			t.Fatalf("ship exited (%v) before %d entries were durable:\n%s", p.err, n, p.log())
+		case <-timeout:
+			t.Fatalf("ship: %d entries not durable after a minute:\n%s", n, p.log())
+		}
+	}
+}
+
+// wait waits for the exit and fails the test unless it succeeded.
+func (p *shipProc) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ship did not finish:\n%s", p.log())
+	}
+	if p.err != nil {
+		t.Fatalf("ship: %v\n%s", p.err, p.log())
+	}
+}
+
+func TestShip(t *testing.T) {
+	dir := t.TempDir()
+	path, j, img := shipJournal(t, dir, 2)
+	p := startServe(t, filepath.Join(dir, "srv"))
+	r := logship(t, "ship", path, "--to", p.addr, "--task", "vol", "--insecure", "--streams", "3", "--json")
+	if r.code != 0 {
+		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
+	}
+	var s shipSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("--json output %q: %v", r.stdout, err)
+	}
+	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	if s.State != "done" || s.Entries != jr.Len() || s.DurableEntry != jr.Len() || s.Streams != 3 || s.Windows == 0 ||
+		s.ImageSize != int64(len(img)) || !strings.HasPrefix(s.Journal, "xxh64:") {
+		t.Fatalf("summary %+v; want all %d entries durable, a %d-byte image", s, jr.Len(), len(img))
+	}
+	// Again: nothing to send; the summary says so in words.
+	r = logship(t, "ship", path, "--to", p.addr, "--task", "vol", "--insecure", "--compress", "zstd")
+	if r.code != 0 || !strings.Contains(r.stdout, "ship done: 0 entries in 0 windows") ||
+		!strings.Contains(r.stdout, fmt.Sprintf("durable up to entry %d", jr.Len())) {
+		t.Fatalf("second ship: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	// A task that does not exist and no way to size it: refused, no retry.
+	r = logship(t, "ship", path, "--to", p.addr, "--task", "other", "--insecure", "--follow", "--retry-for", "1h")
+	if r.code != 3 || !strings.Contains(r.stderr, "--size") {
+		t.Fatalf("follow of a missing task without --size: exit %d, stderr %q", r.code, r.stderr)
+	}
+	imageAfterStop(t, p, "vol", img)
+}
+
+// TestShipKillServe: the server dies (SIGKILL) in the middle of a ship and
+// comes back on the same address; ship reconnects by itself and finishes.
+func TestShipKillServe(t *testing.T) {
+	dir := t.TempDir()
+	path, j, img := shipJournal(t, dir, 3)
+	srvDir := filepath.Join(dir, "srv")
+	p := startServe(t, srvDir)
+	s := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--bwlimit", "8MiB", "--window-entries", "20")
+	s.waitDurable(t, 300)
+	p.cmd.Process.Kill()
+	<-p.done
+	time.Sleep(500 * time.Millisecond) // ship retries meanwhile
+	p2 := startServe(t, srvDir, "--listen", p.addr)
+	s.wait(t)
+	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	if !strings.Contains(s.stdout.String(), fmt.Sprintf("durable up to entry %d", jr.Len())) ||
+		!strings.Contains(s.stdout.String(), "reconnects") || !strings.Contains(s.log(), "reconnecting") {
+		t.Fatalf("stdout %q\nstderr:\n%s", s.stdout.String(), s.log())
+	}
+	imageAfterStop(t, p2, "vol", img)
+}
+
+// TestShipKill: ship dies (SIGKILL) in the middle; a new ship resumes
+// from the server's durable position and the image is right.
+func TestShipKill(t *testing.T) {
+	dir := t.TempDir()
+	path, j, img := shipJournal(t, dir, 4)
+	p := startServe(t, filepath.Join(dir, "srv"))
+	s := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--bwlimit", "8MiB", "--window-entries", "20")
+	s.waitDurable(t, 500)
+	s.cmd.Process.Kill()
+	<-s.done
+	s2 := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--json")
+	s2.wait(t)
+	var sum shipSummary
+	if err := json.Unmarshal(s2.stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output %q: %v", s2.stdout.String(), err)
+	}
+	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	if sum.DurableEntry != jr.Len() || sum.Entries == 0 || sum.Entries > jr.Len()-500 {
+		t.Fatalf("resumed ship %+v: want the entries after the first 500 (of %d) shipped", sum, jr.Len())
+	}
+	imageAfterStop(t, p, "vol", img)
+}
+
+// cutProxy forwards TCP to target and cuts every connection each time
+// another cut bytes have gone from the client to the server, n times.
+type cutProxy struct {
+	l      net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn
+	bytes int64
+	every int64
+	left  int
+	cuts  int
+}
+
+func newCutProxy(t *testing.T, target string, every int64, n int) *cutProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{l: l, target: target, every: every, left: n}
+	p.wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			p.wg.Go(func() { p.pipe(u, c, true) })
+			p.wg.Go(func() { p.pipe(c, u, false) })
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func (p *cutProxy) pipe(dst, src net.Conn, up bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+			if up {
+				p.mu.Lock()
+				p.bytes += int64(n)
+				cut := p.left > 0 && p.bytes >= p.every
+				if cut {
+					p.left--
+					p.cuts++
+					p.bytes = 0
+				}
+				p.mu.Unlock()
+				if cut {
+					p.cut()
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestShipCutStreams: the connections are cut in the middle of windows,
+// three times; ship reconnects and the image is right.
+func TestShipCutStreams(t *testing.T) {
+	dir := t.TempDir()
+	path, _, img := shipJournal(t, dir, 5)
+	p := startServe(t, filepath.Join(dir, "srv"))
+	px := newCutProxy(t, p.addr, 5<<20, 3)
+	r := logship(t, "ship", path, "--to", px.l.Addr().String(), "--task", "vol", "--insecure", "--window-entries", "30")
+	if r.code != 0 {
+		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
+	}
+	px.mu.Lock()
+	cuts := px.cuts
+	px.mu.Unlock()
+	if cuts != 3 || !strings.Contains(r.stdout, "3 reconnects") {
+		t.Fatalf("%d cuts; stdout %q\n%s", cuts, r.stdout, r.stderr)
+	}
+	imageAfterStop(t, p, "vol", img)
+}
+
+// TestShipFollow: ship --follow tails a file that grows the way the kernel
+// writes a log (the superblock rewritten only after FUA and MARK entries),
+// and ends when the end mark arrives.
+func TestShipFollow(t *testing.T) {
+	dir := t.TempDir()
+	wl := fixtures.DefaultWorkload(6, 4096)
+	wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 2000, 16<<20, 8
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, filepath.Join(dir, "srv"))
+	s := startShip(t, log, "--to", p.addr, "--task", "vol", "--insecure", "--follow", "--size", "16MiB")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := writeLikeKernel(ctx, log, wl, 2*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+	final, _ := os.ReadFile(log)
+	jr, err := journal.NewReader(bytes.NewReader(final), int64(len(final)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.stdout.String(), fmt.Sprintf("durable up to entry %d", jr.Len())) {
+		t.Fatalf("stdout %q, want all %d entries (end mark included) durable", s.stdout.String(), jr.Len())
+	}
+	img := make([]byte, wl.DeviceSize)
+	if err := fixtures.ReplaySequential(final, img, -1); err != nil {
+		t.Fatal(err)
+	}
+	imageAfterStop(t, p, "vol", img)
+}
+
+// writeLikeKernel appends wl's entries to the journal file at path as the
+// kernel's target does: the superblock is rewritten only after a FUA or
+// MARK entry; it ends with the end mark. It pauses every 50 entries.
+func writeLikeKernel(ctx context.Context, path string, wl fixtures.Workload, pause time.Duration) error {
+	src, err := wl.Bytes()
+	if err != nil {
+		return err
+	}
+	r, err := journal.NewReader(bytes.NewReader(src), int64(len(src)))
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := journal.NewWriter(f, wl.SectorSize)
+	if err != nil {
+		return err
+	}
+	add := func(e journal.Entry, p []byte) error {
+		if err := w.Append(journal.Entry{Sector: e.Sector, NrSectors: e.NrSectors, Flags: e.Flags, Label: e.Label}, p); err != nil {
+			return err
+		}
+		if e.Flags&(journal.FlagFUA|journal.FlagMark) != 0 {
+			return w.WriteSuper()
+		}
+		return nil
+	}
+	for e, err := range r.All() {
+		if err != nil {
+			return err
+		}
+		p := make([]byte, e.PayloadLen())
+		if err := r.ReadPayload(e, p); err != nil {
+			return err
+		}
+		if err := add(e, p); err != nil {
+			return err
+		}
+		if e.Index%50 == 49 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
+		}
+	}
+	return add(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
+}
