@@ -152,7 +152,7 @@ func TestShipLoopDevice(t *testing.T) {
 	srv2 := newTestServer(t, parallel.ServerConfig{})
 	cfg = config(t, loop.Path(), srv2.Addr(), 4, wl.DeviceSize)
 	cfg.Follow = true
-	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 10 * time.Millisecond}
+	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -62,7 +62,12 @@ type Config struct {
 	// Direct reads a regular file with O_DIRECT too (a block device always
 	// is read with O_DIRECT).
 	Direct bool
-	// Tail tunes the Tailer (Follow).
+	// Tail tunes the Tailer (Follow). A zero Poll is 50 ms; a zero
+	// Settle is 4/5 of Poll: journal.Tailer promotes a count to settled
+	// only if the superblock did not change for Settle, so a Settle
+	// longer than Poll would stall while a busy log rewrites its
+	// superblock more often than that (it does with tick marks); with
+	// Settle below Poll every poll settles the count of the poll before.
 	Tail journal.TailOptions
 	// Limits caps windows; they are further capped so that a window costs
 	// at most half the server's credit.
@@ -146,6 +151,12 @@ func New(cfg Config) (*Shipper, error) {
 	}
 	if cfg.Tick == 0 {
 		cfg.Tick = DefaultTick
+	}
+	if cfg.Tail.Poll <= 0 {
+		cfg.Tail.Poll = 50 * time.Millisecond
+	}
+	if cfg.Tail.Settle <= 0 {
+		cfg.Tail.Settle = cfg.Tail.Poll * 4 / 5
 	}
 	if cfg.IdleFlush <= 0 {
 		cfg.IdleFlush = DefaultIdleFlush

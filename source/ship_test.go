@@ -572,7 +572,7 @@ func TestShipFollow(t *testing.T) {
 			srv := newTestServer(t, parallel.ServerConfig{})
 			cfg := config(t, path, srv.Addr(), 4, wl.DeviceSize)
 			cfg.Follow = true
-			cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 10 * time.Millisecond}
+			cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var wg sync.WaitGroup
@@ -616,7 +616,7 @@ func TestShipFollowStop(t *testing.T) {
 	srv := newTestServer(t, parallel.ServerConfig{})
 	cfg := config(t, path, srv.Addr(), 4, wl.DeviceSize)
 	cfg.Follow = true
-	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 5 * time.Millisecond}
+	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	s, _ := New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -740,7 +740,7 @@ func TestShipLoggingDisabled(t *testing.T) {
 	srv := newTestServer(t, parallel.ServerConfig{})
 	cfg := config(t, writeJournal(t, j), srv.Addr(), 2, wl.DeviceSize)
 	cfg.Follow, cfg.DMName, cfg.Tick = true, "lw", 5*time.Millisecond
-	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 5 * time.Millisecond}
+	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	dm := &fakeDM{entries: 300}
 	cfg.dm = dm
 	s, _ := New(cfg)
@@ -765,5 +765,51 @@ func TestShipLoggingDisabled(t *testing.T) {
 	defer dm.mu.Unlock()
 	if len(dm.marks) == 0 || dm.marks[0] != TickLabel {
 		t.Fatalf("marks %q, want tick marks", dm.marks)
+	}
+}
+
+// A busy live log rewrites its superblock more often than the Tailer's
+// settle time (here: a FUA write every 10 ms, as with tick marks and
+// fsyncs): entries must still become durable while it is written, with
+// the Shipper's default tail options.
+func TestShipFollowBusyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, parallel.ServerConfig{})
+	cfg := config(t, path, srv.Addr(), 2, 1<<20)
+	cfg.Follow = true
+	s, _ := New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var durableWhileWriting int64
+	wg.Go(func() {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		w, _ := journal.NewWriter(f, 512)
+		block := bytes.Repeat([]byte{7}, 512)
+		for i := range 300 {
+			w.Write(uint64(i), block, journal.FlagFUA)
+			w.WriteSuper()
+			time.Sleep(10 * time.Millisecond)
+		}
+		durableWhileWriting = s.Stats().Durable.NextEntry
+		w.Mark(journal.EndMark)
+		w.WriteSuper()
+	})
+	st, err := s.Run(ctx)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if durableWhileWriting < 100 || st.Durable.NextEntry != 301 {
+		t.Fatalf("%d entries durable while the log was written (3 s), %d at the end; want most of the 300, then 301",
+			durableWhileWriting, st.Durable.NextEntry)
 	}
 }
