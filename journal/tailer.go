@@ -57,12 +57,19 @@ func (o *TailOptions) defaults() {
 type Tailer struct {
 	r    io.ReaderAt
 	opt  TailOptions
-	rd   *Reader   // nil until a superblock parsed
-	seen uint64    // highest nr_entries observed
-	at   time.Time // when seen was first observed
-	safe uint64    // entries counted for at least Settle
-	end  bool      // the end mark was returned
-	err  error     // sticky
+	rd   *Reader // nil until a superblock parsed
+	seen uint64  // highest nr_entries observed
+	// counts not yet settled: each nr_entries value seen and when it was
+	// first seen, oldest first. At most Settle/Poll of them.
+	unsettled []observed
+	safe      uint64 // entries counted for at least Settle
+	end       bool   // the end mark was returned
+	err       error  // sticky
+}
+
+type observed struct {
+	n  uint64
+	at time.Time
 }
 
 // NewTailer returns a Tailer positioned at entry 0.
@@ -167,16 +174,15 @@ func (t *Tailer) poll() error {
 		return fmt.Errorf("%w: nr_entries went back from %d to %d (was the log reused?)", ErrCorrupt, t.seen, s.NrEntries)
 	}
 	if s.NrEntries > t.seen {
-		// Entries counted before this poll have settled once Settle has
-		// passed since the count that covered them was first seen.
-		if now.Sub(t.at) >= t.opt.Settle {
-			t.safe = t.seen
-		}
-		t.seen, t.at = s.NrEntries, now
+		t.seen = s.NrEntries
+		t.unsettled = append(t.unsettled, observed{s.NrEntries, now})
 		t.rd.bufLen = 0 // read-ahead may hold sectors written since
 	}
-	if now.Sub(t.at) >= t.opt.Settle {
-		t.safe = t.seen
+	// A count settles once it has been on disk for Settle, however often
+	// the superblock moved on since.
+	for len(t.unsettled) > 0 && now.Sub(t.unsettled[0].at) >= t.opt.Settle {
+		t.safe = t.unsettled[0].n
+		t.unsettled = t.unsettled[1:]
 	}
 	return nil
 }

@@ -115,3 +115,45 @@ func TestTailerWaitsForSuperblock(t *testing.T) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
 }
+
+// TestTailerBusyLog: a superblock rewritten more often than the settle time
+// (marks ticking fast) must not starve the tailer: entries come out while
+// the writer is still going.
+func TestTailerBusyLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		w, _ := journal.NewWriter(f, 512)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				writerDone <- w.Close()
+				return
+			default:
+			}
+			w.Mark("tick")
+			if err := w.WriteSuper(); err != nil {
+				writerDone <- err
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tl := journal.NewTailer(f, journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 20 * time.Millisecond})
+	_, err = tl.Next(ctx)
+	close(stop)
+	if werr := <-writerDone; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatalf("no entry while the superblock kept moving: %v", err)
+	}
+}
