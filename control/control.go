@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/logship/logship/journal"
 )
@@ -19,6 +20,12 @@ import (
 const (
 	OpOpen   = "open"   // open (or create) the session's task; reply: Task
 	OpStatus = "status" // list tasks; reply: Status
+	// OpDigests: digests of nodes of the open task's image's digest tree
+	// (Tree); the reply is binary, see Digests.
+	OpDigests = "digests"
+	// OpRead: bytes of the open task's image; the reply is binary, see
+	// Read.
+	OpRead = "read"
 )
 
 // Request is the body of a CALL.
@@ -26,6 +33,10 @@ type Request struct {
 	Op string `json:"op"`
 	// OpOpen.
 	Open *Open `json:"open,omitempty"`
+	// OpDigests.
+	Digests *Digests `json:"digests,omitempty"`
+	// OpRead.
+	Read *Read `json:"read,omitempty"`
 }
 
 // Open asks the server to open the session's task (named in the hello).
@@ -73,6 +84,63 @@ type TaskStatus struct {
 type Status struct {
 	Tasks []TaskStatus `json:"tasks"`
 }
+
+// SyncJournalPrefix begins the journal identity (Open.Journal) of a block
+// sync (logship sync). In a sync journal an entry index is a block number
+// (the paper's HEAD = {task, block number}: the task is the session's), so
+// the server accepts what it refuses in a journal: indexes that skip
+// blocks (unchanged ones) and several pieces of one block with the same
+// index (sub-ranges written or discarded, in any order inside the block).
+// docs/protocol.md section 7.1 has the rules.
+const SyncJournalPrefix = "logship-sync "
+
+// IsSyncJournal reports whether the journal identity id is a sync's.
+func IsSyncJournal(id string) bool { return strings.HasPrefix(id, SyncJournalPrefix) }
+
+// Digests asks for digests of nodes of the image's digest tree. Nodes are
+// ranges of node indexes at Level, in order. Without Compare the reply is
+// the digests of every node's descendants at level Down (≤ Level; Down =
+// Level gives the nodes' own digests), as u64 little-endian, node after
+// node. With Compare (the client's digests of the same nodes, u64
+// little-endian, in order) Down must be below Level, and the reply is a
+// bitmap of the nodes whose digests differ (bit i%8 of byte i/8 set for
+// the i-th node; ceil(n/8) bytes) followed by the descendants at level
+// Down of the differing nodes only. See Digests.ParseDigests.
+type Digests struct {
+	Tree    Tree        `json:"tree"`
+	Level   int         `json:"level"`
+	Nodes   []NodeRange `json:"nodes"`
+	Compare []byte      `json:"compare,omitempty"`
+	Down    int         `json:"down"`
+}
+
+// NodeRange is Count nodes from node index First; in JSON [first, count].
+type NodeRange [2]int64
+
+// First returns the first node index.
+func (r NodeRange) First() int64 { return r[0] }
+
+// Count returns the number of nodes.
+func (r NodeRange) Count() int64 { return r[1] }
+
+// Read asks for Length bytes of the image at Offset. The reply is a bitmap
+// of the Granularity-sized pieces of the range that are all zeros (the
+// last piece may be short; bit i%8 of byte i/8 for piece i), followed by
+// the bytes of the other pieces, in order: zeros do not travel. See
+// AppendRead and ParseRead.
+type Read struct {
+	Offset      int64 `json:"offset"`
+	Length      int64 `json:"length"`
+	Granularity int64 `json:"granularity"`
+}
+
+// Bounds of the block calls: the server refuses larger requests, so that
+// every reply fits in one frame.
+const (
+	MaxReadLength  = 4 << 20 // Read.Length
+	MaxDigestNodes = 1 << 18 // nodes in one Digests request
+	MaxDigestReply = 4 << 20 // bytes of digests one Digests reply may need
+)
 
 // Application error codes: the code of an ERROR frame (which ends the
 // session) or of an error reply to a call (which does not) sent by the
