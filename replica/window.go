@@ -63,6 +63,9 @@ func decodeWindow(seq uint64, frames []parallel.Frame, exp expect) (*window, err
 	if seq != exp.pos.NextWindow {
 		return nil, fmt.Errorf("%w: window %d, the task expects window %d (entry %d)", ErrSequence, seq, exp.pos.NextWindow, exp.pos.NextEntry)
 	}
+	// A sync journal numbers entries by block: blocks may be skipped and
+	// a block may come in several pieces (docs/protocol.md section 7.1).
+	blocks := control.IsSyncJournal(exp.pos.Journal)
 	ss := exp.sectorSize
 	limit := uint64(exp.size) / uint64(ss) // sectors in the image
 	maxLabel := int(ss) - 33               // what a journal header holds
@@ -81,12 +84,16 @@ func decodeWindow(seq uint64, frames []parallel.Frame, exp expect) (*window, err
 		// Sequence: the first frame is the expected entry, then each frame
 		// is the next entry or the next piece of the same write.
 		if i == 0 {
-			if idx != exp.pos.NextEntry {
+			if idx != exp.pos.NextEntry && !(blocks && idx > exp.pos.NextEntry) {
 				return nil, fmt.Errorf("%w: %s: the window starts at entry %d, the task expects entry %d", ErrSequence, where(), idx, exp.pos.NextEntry)
 			}
 		} else {
 			prev := w.entries[len(w.entries)-1]
 			switch {
+			case blocks && idx >= prev.Index:
+				if prev.IsBarrier() {
+					return nil, fmt.Errorf("%w: %s: entry %d (%s) is a barrier but not the window's last entry", ErrBadEntry, where(), prev.Index, prev.Flags)
+				}
 			case idx == prev.Index:
 				if !prev.IsWrite() || !e.IsWrite() || e.Flags != prev.Flags || e.Sector != prev.Sector+prev.NrSectors {
 					return nil, fmt.Errorf("%w: %s: entry %d twice (a %s at sector %d after a %s at %d+%d is not the next piece of a split write)",
