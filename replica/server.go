@@ -350,6 +350,8 @@ func (srv *Server) Handle(ctx context.Context, ps *parallel.Session, req []byte)
 			return nil, remote(err)
 		}
 		return control.Marshal(t), nil
+	case control.OpDigests, control.OpRead:
+		return srv.handleBlocks(ctx, ps, r) // blocks.go
 	}
 	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
 }
