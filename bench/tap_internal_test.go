@@ -132,7 +132,9 @@ func TestLedger(t *testing.T) {
 	c := func(s *sessionLog, typ parallel.Type, w, e uint64, ms int) {
 		l.clientFrame(s, tapEvent{typ: typ, window: w, entry: e, at: at(ms)})
 	}
-	ack := func(s *sessionLog, w uint64, ms int) { l.serverFrame(s, tapEvent{typ: parallel.TypeAck, window: w, at: at(ms)}) }
+	ack := func(s *sessionLog, w uint64, ms int) {
+		l.serverFrame(s, tapEvent{typ: parallel.TypeAck, window: w, at: at(ms)})
+	}
 	// Session 1: window 0 = entries 0-4, window 1 = 5-9 (empty on stream 1), window 2 empty.
 	for e := range uint64(5) {
 		c(s1, parallel.TypeData, 0, e, 0)
