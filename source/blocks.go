@@ -1,0 +1,135 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/devio"
+	"github.com/logship/logship/parallel"
+)
+
+// What sync, verify and recover share: their sessions, how they open the
+// task, which failures a retry may cure.
+
+// BlockSectorSize is the sector size of the entries a sync sends (its
+// journal's sector size): a device must be a multiple of it.
+const BlockSectorSize = 512
+
+// ErrSize: the device and the task's image cannot be compared or copied
+// as they are (sizes that differ, or a size that is not a multiple of
+// BlockSectorSize).
+var ErrSize = errors.New("source: device size")
+
+// openBlocks opens the task in sess for block calls (and, for sync, for
+// windows of the sync journal id). size > 0 creates the task with that
+// size if it does not exist.
+func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id string) (control.Task, error) {
+	req := control.Request{Op: control.OpOpen, Open: &control.Open{Size: size, Journal: id, SectorSize: BlockSectorSize}}
+	resp, err := sess.Call(ctx, control.Marshal(req))
+	if err != nil {
+		var re *parallel.RemoteError
+		if errors.As(err, &re) && sess.Err() == nil {
+			te := &TaskError{Task: sess.Task(), Err: err}
+			if re.Code == control.CodeNoTask {
+				te.Hint = "sync the device to it first"
+			}
+			return control.Task{}, te
+		}
+		return control.Task{}, err
+	}
+	var t control.Task
+	if err := control.Unmarshal(resp, &t); err != nil {
+		return t, &TaskError{Task: sess.Task(), Err: err}
+	}
+	if t.ImageSize <= 0 || t.Durable.Journal != id {
+		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("the server answered open with %+v", t)}
+	}
+	return t, nil
+}
+
+// taskStatus returns the status of task name, and false if the server
+// does not have it.
+func taskStatus(ctx context.Context, sess *parallel.Session, name string) (control.TaskStatus, bool, error) {
+	resp, err := sess.Call(ctx, control.Marshal(control.Request{Op: control.OpStatus}))
+	if err != nil {
+		return control.TaskStatus{}, false, err
+	}
+	var st control.Status
+	if err := control.Unmarshal(resp, &st); err != nil {
+		return control.TaskStatus{}, false, &TaskError{Task: name, Err: err}
+	}
+	for _, ts := range st.Tasks {
+		if ts.Name == name {
+			return ts, true, nil
+		}
+	}
+	return control.TaskStatus{}, false, nil
+}
+
+// retryable reports whether a new session may get past err: a lost
+// connection, a server restarting, a task busy for a moment.
+func retryable(err error) bool {
+	var re *parallel.RemoteError
+	var le *LocalError
+	var te *TaskError
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &re) && re.Code >= parallel.CodeApplication:
+		return control.Retryable(uint16(re.Code))
+	case errors.As(err, &le), errors.Is(err, ErrSize), errors.Is(err, control.ErrTree), errors.Is(err, control.ErrMalformed):
+		return false
+	case errors.As(err, &te):
+		return errors.As(err, &re) && control.Retryable(uint16(re.Code))
+	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure),
+		errors.Is(err, parallel.ErrWrongSide), errors.Is(err, parallel.ErrWindowOrder), errors.Is(err, parallel.ErrWindowTooLarge),
+		errors.Is(err, parallel.ErrFrameTooLarge):
+		return false
+	case errors.As(err, &re) && (re.Code == parallel.CodeUnsupported || re.Code == parallel.CodeAuth || re.Code == parallel.CodeVersion):
+		return false
+	}
+	return true
+}
+
+// directAlign aligns the buffers of block reads and writes (O_DIRECT on
+// block devices).
+const directAlign = 4096
+
+// openLocal opens the local device of a sync, verify or recover with o; a
+// block device with O_DIRECT, since a file system on it (or the kernel
+// under a log-writes target) writes it with bios that bypass its page
+// cache, which may then hold stale pages. Reads of blocks and pieces are
+// aligned for it.
+func openLocal(path string, o devio.Options) (*devio.Device, error) {
+	fi, err := os.Stat(path)
+	if err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+		o.Direct = true
+	}
+	if err != nil && !(o.Create && errors.Is(err, os.ErrNotExist)) {
+		return nil, &LocalError{Path: path, Err: err}
+	}
+	d, err := devio.Open(path, o)
+	if err != nil {
+		return nil, &LocalError{Path: path, Err: err}
+	}
+	if d.LogicalBlockSize() > directAlign {
+		d.Close()
+		return nil, &LocalError{Path: path, Err: fmt.Errorf("logical block size %d is larger than %d", d.LogicalBlockSize(), directAlign)}
+	}
+	return d, nil
+}
+
+// wireBytes is what a session moved on the wire, both ways.
+func sessionWire(sess *parallel.Session) (out, in int64) {
+	if sess == nil {
+		return 0, 0
+	}
+	for _, x := range sess.Stats().Streams {
+		out += int64(x.BytesOut)
+		in += int64(x.BytesIn)
+	}
+	return out, in
+}
