@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/pflag"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/source"
+)
+
+func init() {
+	register(command{name: "sync", summary: "copy a device to a task's image: in full, or only what differs", run: runSync})
+}
+
+// clientFlags are the connection flags of sync, verify and recover.
+type clientFlags struct {
+	addr, task                  *string
+	streams                     *int
+	compress                    *string
+	tlsCert, tlsKey, ca, pskKey *string
+	insecure                    *bool
+}
+
+func addClientFlags(fs *pflag.FlagSet, addrFlag string) clientFlags {
+	return clientFlags{
+		addr:     fs.String(addrFlag, "", "server address, host:port"),
+		task:     fs.String("task", "", "task name on the server"),
+		streams:  fs.Int("streams", parallel.DefaultStreams, "parallel TCP streams"),
+		compress: fs.String("compress", "none", "compress frames: zstd or none"),
+		tlsCert:  fs.String("tls-cert", "", "client certificate (PEM)"),
+		tlsKey:   fs.String("tls-key", "", "client key (PEM)"),
+		ca:       fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)"),
+		pskKey:   fs.String("psk-file", "", "file holding the pre-shared key"),
+		insecure: fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)"),
+	}
+}
+
+// config checks the flags and returns the client configuration.
+func (f clientFlags) config(addrFlag string) (string, parallel.ClientConfig, error) {
+	var c parallel.ClientConfig
+	if *f.addr == "" || *f.task == "" {
+		return "", c, usagef("--%s and --task are required", addrFlag)
+	}
+	if *f.streams < 1 || *f.streams > parallel.MaxStreams {
+		return "", c, usagef("--streams %d: want 1 to %d", *f.streams, parallel.MaxStreams)
+	}
+	c.Task, c.Streams = *f.task, *f.streams
+	switch *f.compress {
+	case "zstd":
+		c.Compress = true
+	case "none", "":
+	default:
+		return "", c, usagef("--compress %q: want zstd or none", *f.compress)
+	}
+	if err := clientAuth(&c, *f.tlsCert, *f.tlsKey, *f.ca, *f.pskKey, *f.insecure); err != nil {
+		return "", c, err
+	}
+	return *f.addr, c, nil
+}
+
+// parseBlockSizes parses --block-size and --granularity.
+func parseBlockSizes(bsS, gS string) (bs, g int64, err error) {
+	b, err := humanize.ParseBytes(bsS)
+	if err != nil || b == 0 || b&(b-1) != 0 || b > control.MaxBlockSize {
+		return 0, 0, usagef("--block-size %q: want a power of two up to %s", bsS, humanize.IBytes(control.MaxBlockSize))
+	}
+	gr, err := humanize.ParseBytes(gS)
+	if err != nil || gr < control.MinGranularity || gr&(gr-1) != 0 || gr > b {
+		return 0, 0, usagef("--granularity %q: want a power of two from 512 bytes to the block size", gS)
+	}
+	return int64(b), int64(gr), nil
+}
+
+func runSync(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "sync", "SOURCE --to ADDR --task NAME [--mode full|diff] (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [flags]",
+		`Copies the device (or image file) SOURCE to the image of task NAME on a
+logship server (paper section 4). The task is created, with SOURCE's size,
+when it does not exist.
+
+--mode full sends every block. --mode diff (the default) first compares
+xxhash64 digests of both sides, hierarchically: a digest per span of blocks,
+then per block inside the spans that differ, then per --granularity piece
+inside the blocks that differ; only the pieces that differ are sent, so an
+unchanged device costs a few bytes per 256 MiB on the wire and a changed 4 KiB
+piece about 4 KiB. A new task is always synced in full. --block-size is the
+unit of reading and scheduling; pieces that hold only zeros are sent as
+discards (the image may hold old data there), never skipped.
+
+Blocks go over --streams TCP streams as windows of entries whose index is the
+block number (the paper's HEAD = {task, block number}); the server makes them
+durable and acks them like shipped windows. An interrupted sync (lost
+connection, server restart, logship stopped) resumes after the last durable
+block: sync reconnects by itself for --retry-for, and a new 'logship sync'
+with the same --block-size resumes too (--restart starts over). Resuming
+assumes SOURCE did not change in between, or that the journal is shipped
+from the sync's mark.
+
+A consistent copy needs a quiet SOURCE: a snapshot, a frozen or unmounted file
+system, or a mark: with --mark-first --dm-name NAME, sync first puts a mark in
+the journal of the log-writes target NAME and prints its label; shipping that
+journal with 'logship ship --from-mark LABEL' then brings the image to the
+device's state whatever was written during the sync.
+
+Progress goes to stderr when stdout and stderr are terminals; the summary to
+stdout.`)
+	cf := addClientFlags(fs, "to")
+	var (
+		mode      = fs.String("mode", "diff", "full (every block) or diff (only what differs)")
+		bsS       = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading and scheduling, a power of two")
+		gS        = fs.String("granularity", humanize.IBytes(source.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
+		par       = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
+		markFirst = fs.Bool("mark-first", false, "put a mark in the journal before syncing (with --dm-name)")
+		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE")
+		restart   = fs.Bool("restart", false, "start over instead of resuming an interrupted sync")
+		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
+		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
+		verbose   = fs.BoolP("verbose", "v", false, "log what happens on stderr")
+	)
+	pf := addProgressFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one SOURCE, got %d arguments", fs.NArg())
+	}
+	addr, client, err := cf.config("to")
+	if err != nil {
+		return err
+	}
+	cfg := source.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, MarkFirst: *markFirst,
+		DMName: *dmName, Restart: *restart, RetryFor: *retryFor, Progress: &source.Progress{}}
+	switch *mode {
+	case "full":
+		cfg.Mode = source.SyncFull
+	case "diff":
+		cfg.Mode = source.SyncDiff
+	default:
+		return usagef("--mode %q: want full or diff", *mode)
+	}
+	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
+		return err
+	}
+	if *markFirst && *dmName == "" {
+		return usagef("--mark-first needs --dm-name")
+	}
+	if *par < 1 || *par > 256 {
+		return usagef("--parallel %d: want 1 to 256", *par)
+	}
+	if *retryFor == 0 {
+		cfg.RetryFor = -1
+	}
+	show, err := pf.show(e)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	stop := func() {}
+	if show {
+		stop = startProgress(e.stderr, "sync: scanned", "sent", cfg.Progress)
+	}
+	st, err := source.Sync(ctx, cfg)
+	stop()
+	if err != nil {
+		if st.Sessions > 0 {
+			printSyncSummary(e.stdout, st, *jsonOut, "failed")
+		}
+		return err
+	}
+	printSyncSummary(e.stdout, st, *jsonOut, "done")
+	return nil
+}
+
+// syncSummary is the --json summary of sync.
+type syncSummary struct {
+	State        string  `json:"state"`
+	Task         string  `json:"task"`
+	Mode         string  `json:"mode"`
+	Journal      string  `json:"journal"`
+	Mark         string  `json:"mark,omitempty"`
+	Size         int64   `json:"size"`
+	Blocks       int64   `json:"blocks"`
+	StartBlock   int64   `json:"start_block"`
+	Resumed      bool    `json:"resumed"`
+	BlocksSent   int64   `json:"blocks_sent"`
+	Frames       int64   `json:"frames"`
+	WriteBytes   int64   `json:"write_bytes"`
+	DiscardBytes int64   `json:"discard_bytes"`
+	Windows      int64   `json:"windows"`
+	Calls        int64   `json:"calls"`
+	CallBytes    int64   `json:"call_bytes"`
+	WireOut      int64   `json:"wire_out"`
+	WireIn       int64   `json:"wire_in"`
+	WireBytes    int64   `json:"wire_bytes"`
+	Sessions     int     `json:"sessions"`
+	Seconds      float64 `json:"seconds"`
+}
+
+func printSyncSummary(w io.Writer, st source.SyncStats, asJSON bool, state string) {
+	wire := st.WireOut + st.WireIn
+	if asJSON {
+		b, _ := json.Marshal(syncSummary{
+			State: state, Task: st.Task, Mode: st.Mode.String(), Journal: st.Journal, Mark: st.Mark, Size: st.Size,
+			Blocks: st.Blocks, StartBlock: st.StartBlock, Resumed: st.Resumed, BlocksSent: st.BlocksSent, Frames: st.Frames,
+			WriteBytes: st.WriteBytes, DiscardBytes: st.DiscardBytes, Windows: st.Windows, Calls: st.Calls, CallBytes: st.CallBytes,
+			WireOut: st.WireOut, WireIn: st.WireIn, WireBytes: wire, Sessions: st.Sessions, Seconds: st.Elapsed.Seconds(),
+		})
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "sync %s: task %s, %s sync of %s (%d blocks", state, st.Task, st.Mode, humanize.IBytes(uint64(st.Size)), st.Blocks)
+	if st.StartBlock > 0 {
+		fmt.Fprintf(w, ", from block %d", st.StartBlock)
+		if st.Resumed {
+			fmt.Fprint(w, ", resumed")
+		}
+	}
+	pct := 0.0
+	if st.Size > 0 {
+		pct = 100 * float64(wire) / float64(st.Size)
+	}
+	fmt.Fprintf(w, "): %d blocks sent, %s written, %s discarded, %d windows; %s on the wire (%.3f%% of the device) in %v\n",
+		st.BlocksSent, humanize.IBytes(uint64(st.WriteBytes)), humanize.IBytes(uint64(st.DiscardBytes)), st.Windows,
+		humanize.IBytes(uint64(wire)), pct, st.Elapsed.Round(time.Millisecond))
+	if st.Mark != "" {
+		fmt.Fprintf(w, "mark %s: ship the journal with --from-mark %s\n", st.Mark, st.Mark)
+	}
+}

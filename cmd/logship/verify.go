@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/logship/logship/source"
+)
+
+func init() {
+	register(command{name: "verify", summary: "compare a device with a task's image by digests; print what differs", run: runVerify})
+}
+
+func runVerify(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "verify", "SOURCE --to ADDR --task NAME (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [flags]",
+		`Compares the device (or image file) SOURCE with the image of task NAME on a
+logship server (paper section 6): both sides compute xxhash64 digests of the
+same tree and compare them hierarchically (spans of blocks, blocks, then
+smaller pieces inside the blocks that differ, down to --granularity, 512 bytes
+by default as in the paper), so that only the digests of what differs travel.
+Prints every differing byte range ("offset N length M", adjacent pieces
+merged) or "equal"; with --json one object per range, then a summary object.
+Exit status 1 when anything differs (also a different size: the bytes past
+the smaller one are the last range).
+
+SOURCE must not change while it is read, and the image must be where SOURCE
+is: stop shipping to the task first (verify needs the task: a ship session
+holding it makes verify wait, then fail with TASK_BUSY). With --freeze
+MOUNTPOINT the file system on SOURCE is frozen (FIFREEZE) while SOURCE is
+read and thawed (FITHAW) after, even when verify fails or is interrupted.
+
+--at-mark (not implemented yet) is meant for a task a ship is following:
+put a mark in the journal, wait until the server has applied it, and compare
+with the image as of that mark. It requires a source that does not change
+after the mark: a frozen file system (--freeze) or a snapshot taken at the
+mark, and a server that holds applying windows past the mark meanwhile.`)
+	cf := addClientFlags(fs, "to")
+	var (
+		gS      = fs.String("granularity", humanize.IBytes(source.DefaultVerifyGranularity), "size of the pieces compared and reported, a power of two from 512 bytes")
+		bsS     = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading, a power of two")
+		par     = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
+		freeze  = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) while SOURCE is read")
+		atMark  = fs.Bool("at-mark", false, "compare as of a mark put in the journal of a running ship (not implemented yet)")
+		jsonOut = fs.Bool("json", false, "print JSON objects, one per line")
+	)
+	pf := addProgressFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one SOURCE, got %d arguments", fs.NArg())
+	}
+	addr, client, err := cf.config("to")
+	if err != nil {
+		return err
+	}
+	if *atMark {
+		return fmt.Errorf("--at-mark is not supported yet: stop the ship, then verify (with --freeze MOUNTPOINT on a mounted file system)")
+	}
+	cfg := source.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, Progress: &source.Progress{}}
+	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
+		return err
+	}
+	if *par < 1 || *par > 256 {
+		return usagef("--parallel %d: want 1 to 256", *par)
+	}
+	show, err := pf.show(e)
+	if err != nil {
+		return err
+	}
+	stop := func() {}
+	if show {
+		stop = startProgress(e.stderr, "verify: compared", "of digests", cfg.Progress)
+	}
+	res, err := source.Verify(ctx, cfg)
+	stop()
+	if err != nil {
+		return err
+	}
+	wire := res.WireOut + res.WireIn
+	if *jsonOut {
+		for _, r := range res.Ranges {
+			b, _ := json.Marshal(r)
+			fmt.Fprintf(e.stdout, "%s\n", b)
+		}
+		b, _ := json.Marshal(struct {
+			Equal          bool    `json:"equal"`
+			Task           string  `json:"task"`
+			Size           int64   `json:"size"`
+			ImageSize      int64   `json:"image_size"`
+			Ranges         int     `json:"ranges"`
+			DifferingBytes int64   `json:"differing_bytes"`
+			Calls          int64   `json:"calls"`
+			WireBytes      int64   `json:"wire_bytes"`
+			Seconds        float64 `json:"seconds"`
+		}{res.Equal(), res.Task, res.Size, res.ImageSize, len(res.Ranges), res.DifferingBytes, res.Calls, wire, res.Elapsed.Seconds()})
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	} else {
+		for _, r := range res.Ranges {
+			fmt.Fprintf(e.stdout, "%s\n", r)
+		}
+		if res.Equal() {
+			fmt.Fprintln(e.stdout, "equal")
+		}
+		fmt.Fprintf(e.stderr, "verify: task %s, %s compared in %v, %d differing ranges (%s), %s on the wire\n",
+			res.Task, humanize.IBytes(uint64(min(res.Size, res.ImageSize))), res.Elapsed.Round(time.Millisecond),
+			len(res.Ranges), humanize.IBytes(uint64(res.DifferingBytes)), humanize.IBytes(uint64(wire)))
+	}
+	if !res.Equal() {
+		return checkFailed{fmt.Sprintf("%s differs from the image of task %s in %d ranges (%d bytes)", cfg.Source, res.Task, len(res.Ranges), res.DifferingBytes)}
+	}
+	return nil
+}
