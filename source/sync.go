@@ -65,6 +65,10 @@ type SyncConfig struct {
 	// (ship --from-mark) makes the image converge on a live device.
 	MarkFirst bool
 	DMName    string
+	// Freeze, if set, is the mount point of a file system on Source,
+	// frozen (FIFREEZE) for the whole sync, so that the copy is
+	// consistent, and thawed after (writers to it block meanwhile).
+	Freeze string
 	// Restart starts over even when the task holds an interrupted sync of
 	// the same source shape (which is otherwise resumed).
 	Restart bool
@@ -130,15 +134,26 @@ type syncer struct {
 // so the server makes them durable and acks them like any window. An
 // interrupted sync resumes after the last durable block, whether Sync
 // reconnects by itself or is run again.
-func Sync(ctx context.Context, cfg SyncConfig) (SyncStats, error) {
+func Sync(ctx context.Context, cfg SyncConfig) (st SyncStats, err error) {
 	start := time.Now()
 	s, err := newSyncer(cfg)
 	if err != nil {
 		return SyncStats{}, err
 	}
 	defer s.dev.Close()
+	if cfg.Freeze != "" {
+		fr, ferr := Freeze(cfg.Freeze)
+		if ferr != nil {
+			return s.stats(), ferr
+		}
+		defer func() {
+			if terr := fr.Thaw(); terr != nil && err == nil {
+				err = terr
+			}
+		}()
+	}
 	err = s.run(ctx)
-	st := s.stats()
+	st = s.stats()
 	st.Elapsed = time.Since(start)
 	return st, err
 }

@@ -103,8 +103,9 @@ with the same --block-size resumes too (--restart starts over). Resuming
 assumes SOURCE did not change in between, or that the journal is shipped
 from the sync's mark.
 
-A consistent copy needs a quiet SOURCE: a snapshot, a frozen or unmounted file
-system, or a mark: with --mark-first --dm-name NAME, sync first puts a mark in
+A consistent copy needs a quiet SOURCE: a snapshot, an unmounted file system,
+a frozen one (--freeze MOUNTPOINT freezes it with FIFREEZE for the whole sync
+and thaws it after: its writers wait meanwhile), or a mark: with --mark-first --dm-name NAME, sync first puts a mark in
 the journal of the log-writes target NAME and prints its label; shipping that
 journal with 'logship ship --from-mark LABEL' then brings the image to the
 device's state whatever was written during the sync.
@@ -119,6 +120,7 @@ stdout.`)
 		par       = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
 		markFirst = fs.Bool("mark-first", false, "put a mark in the journal before syncing (with --dm-name)")
 		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE")
+		freeze    = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) for the whole sync")
 		restart   = fs.Bool("restart", false, "start over instead of resuming an interrupted sync")
 		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
 		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
@@ -136,7 +138,7 @@ stdout.`)
 		return err
 	}
 	cfg := source.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, MarkFirst: *markFirst,
-		DMName: *dmName, Restart: *restart, RetryFor: *retryFor, Progress: &source.Progress{}}
+		DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor, Progress: &source.Progress{}}
 	switch *mode {
 	case "full":
 		cfg.Mode = source.SyncFull

@@ -380,3 +380,53 @@ func TestProgressLine(t *testing.T) {
 		t.Fatalf("%q\nwant %q", got, want)
 	}
 }
+
+// TestFreeze: sync and verify of a mounted ext4 with --freeze: the file
+// system is frozen while it is read (the copy is consistent, so verify,
+// frozen again, finds it equal) and thawed after, even when verify fails.
+func TestFreeze(t *testing.T) {
+	requireRootCmd(t, "mkfs.ext4", "mount", "umount")
+	const size = 64 << 20
+	dev := blkLoop(t, size).Path()
+	// No lazy initialization: nothing writes the device behind our back.
+	runTool(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
+	mnt := mountDev(t, dev)
+	if err := os.WriteFile(filepath.Join(mnt, "a"), bytes.Repeat([]byte("logship"), 100000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, t.TempDir())
+	s := syncJSON(t, dev, "--to", srv.addr, "--task", "fz", "--freeze", mnt)
+	if s.State != "done" {
+		t.Fatalf("sync --freeze: %+v", s)
+	}
+	r := logship(t, "verify", dev, "--to", srv.addr, "--task", "fz", "--insecure", "--freeze", mnt)
+	t.Logf("verify --freeze of a mounted file system: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 && r.code != 1 {
+		t.Fatalf("verify --freeze: exit %d", r.code)
+	}
+	// Thawed: a write goes through at once.
+	written := make(chan error, 1)
+	go func() { written <- os.WriteFile(filepath.Join(mnt, "b"), []byte("after"), 0o644) }()
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		exec.Command("fsfreeze", "--unfreeze", mnt).Run()
+		t.Fatal("the file system is still frozen after verify")
+	}
+	// A verify that fails (no such task) thaws too.
+	r = logship(t, "verify", dev, "--to", srv.addr, "--task", "nosuch", "--insecure", "--freeze", mnt)
+	if r.code != 3 {
+		t.Fatalf("verify of a missing task: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "c"), []byte("after"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Not a mount point that can be frozen: a clear error.
+	r = logship(t, "verify", dev, "--to", srv.addr, "--task", "fz", "--insecure", "--freeze", "/nonexistent")
+	if r.code != 3 || !strings.Contains(r.stderr, "/nonexistent") {
+		t.Fatalf("--freeze /nonexistent: exit %d\n%s", r.code, r.stderr)
+	}
+}
