@@ -153,24 +153,51 @@ func eachNode(d *control.Digests, f func(j, node int64)) {
 func nodesBelow(ctx context.Context, t *task, tr control.Tree, d *control.Digests, own []uint64, down [][]uint64) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(digestParallel)
+	bufs := newBufPool(digestParallel, tr.Unit(d.Level))
 	eachNode(d, func(j, node int64) {
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
+			buf := bufs.get()
+			defer bufs.put(buf)
 			var err error
-			own[j], down[j], err = nodeBelow(t, tr, d.Level, node, d.Down)
+			own[j], down[j], err = nodeBelow(t, tr, d.Level, node, d.Down, buf)
 			return err
 		})
 	})
 	return g.Wait()
 }
 
+// bufPool keeps the read buffers of one call.
+type bufPool struct {
+	size int64
+	ch   chan []byte
+}
+
+func newBufPool(n int, size int64) *bufPool { return &bufPool{size: size, ch: make(chan []byte, n)} }
+
+func (p *bufPool) get() []byte {
+	select {
+	case b := <-p.ch:
+		return b
+	default:
+		return make([]byte, p.size)
+	}
+}
+
+func (p *bufPool) put(b []byte) {
+	select {
+	case p.ch <- b:
+	default:
+	}
+}
+
 // nodeBelow computes node i of a level at or below the block level, and
 // its descendants at level down, from the node's bytes.
-func nodeBelow(t *task, tr control.Tree, level int, i int64, down int) (uint64, []uint64, error) {
+func nodeBelow(t *task, tr control.Tree, level int, i int64, down int, buf []byte) (uint64, []uint64, error) {
 	off, length := tr.Span(level, i)
-	data := make([]byte, length)
+	data := buf[:length]
 	if err := readImageAt(t, data, off); err != nil {
 		return 0, nil, err
 	}
@@ -202,20 +229,15 @@ func nodesAbove(ctx context.Context, t *task, tr control.Tree, d *control.Digest
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(digestParallel)
-	bufs := make(chan []byte, digestParallel)
+	bufs := newBufPool(digestParallel, tr.BlockSize)
 	for _, nd := range nodes {
 		for k := range int64(len(nd.roots)) {
 			g.Go(func() error {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				var buf []byte
-				select {
-				case buf = <-bufs:
-				default:
-					buf = make([]byte, tr.BlockSize)
-				}
-				defer func() { bufs <- buf }()
+				buf := bufs.get()
+				defer bufs.put(buf)
 				off, length := tr.Span(bl, nd.first+k)
 				data := buf[:length]
 				if err := readImageAt(t, data, off); err != nil {
