@@ -121,11 +121,37 @@ type blockReader struct {
 	t    control.Tree
 	par  int
 	prog *Progress
-	bufs chan []byte // reusable block buffers
+	bufs *alignedPool
 }
 
 func newBlockReader(dev io.ReaderAt, path string, t control.Tree, par int, prog *Progress) *blockReader {
-	return &blockReader{dev: dev, path: path, t: t, par: par, prog: prog, bufs: make(chan []byte, par)}
+	return &blockReader{dev: dev, path: path, t: t, par: par, prog: prog, bufs: newAlignedPool(par, t.BlockSize)}
+}
+
+// alignedPool keeps up to n block buffers, aligned for O_DIRECT.
+type alignedPool struct {
+	size int64
+	ch   chan []byte
+}
+
+func newAlignedPool(n int, size int64) *alignedPool {
+	return &alignedPool{size: size, ch: make(chan []byte, n)}
+}
+
+func (p *alignedPool) get() []byte {
+	select {
+	case b := <-p.ch:
+		return b[:cap(b)]
+	default:
+		return devio.AlignedBuffer(int(p.size), directAlign)
+	}
+}
+
+func (p *alignedPool) put(b []byte) {
+	select {
+	case p.ch <- b:
+	default:
+	}
 }
 
 // LocalError is a failure of the local device (the source of a sync or
@@ -164,13 +190,8 @@ func (r *blockReader) span(ctx context.Context, level int, index int64) (*spanTr
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			var buf []byte
-			select {
-			case buf = <-r.bufs:
-			default:
-				buf = devio.AlignedBuffer(int(t.BlockSize), directAlign)
-			}
-			defer func() { r.bufs <- buf }()
+			buf := r.bufs.get()
+			defer r.bufs.put(buf)
 			off, n := t.Span(bl, first+k)
 			if err := readAt(r.dev, r.path, buf[:n], off); err != nil {
 				return err

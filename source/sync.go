@@ -119,6 +119,8 @@ type syncer struct {
 	dev  *devio.Device
 	tree control.Tree
 
+	bufs *alignedPool // block buffers of the workers
+
 	id   string // the sync journal, once chosen
 	mark string
 
@@ -206,6 +208,7 @@ func newSyncer(cfg SyncConfig) (*syncer, error) {
 		return nil, s.tree.Check()
 	}
 	s.dev = dev
+	s.bufs = newAlignedPool(cfg.Parallel, cfg.BlockSize)
 	s.st = SyncStats{Task: cfg.Client.Task, Mode: cfg.Mode, Size: size, Blocks: s.tree.Blocks()}
 	cfg.Progress.setTotal(size)
 	return s, nil
@@ -432,11 +435,12 @@ type blockOut struct {
 	err    error
 }
 
-// piece is one entry frame's worth: data bytes at off, or a discard of n
-// bytes when data is nil.
+// piece is one entry frame: its payload (an entry header and, for a
+// write, the data), and the bytes it writes or discards.
 type piece struct {
-	off, n int64
-	data   []byte
+	payload []byte
+	n       int64
+	discard bool
 }
 
 // maxPiece bounds the data of one write frame.
@@ -542,35 +546,43 @@ func (s *syncer) pieces(ctx context.Context, job *blockJob, scanned bool) ([]pie
 	}
 	t := s.tree
 	boff, bn := t.Span(t.BlockLevel(), job.block)
-	block := devio.AlignedBuffer(int(bn), directAlign)
+	block := s.bufs.get()[:bn]
 	if err := readAt(s.dev, s.cfg.Source, block, boff); err != nil {
+		s.bufs.put(block)
 		return nil, err
 	}
 	if scanned {
 		s.cfg.Progress.scan(bn)
 	}
 	g := t.Granularity
-	var ps []piece
+	type run struct {
+		off, n int64
+		zero   bool
+	}
+	var rs []run
 	for _, r := range job.runs {
-		data := block[r.Offset-boff : r.End()-boff]
-		for at := int64(0); at < r.Length; at += g {
-			p := data[at:min(at+g, r.Length)]
-			zero := control.IsZero(p)
-			off := r.Offset + at
-			if k := len(ps) - 1; k >= 0 && ps[k].off >= r.Offset && ps[k].off+ps[k].n == off && (ps[k].data == nil) == zero && (zero || ps[k].n+int64(len(p)) <= maxPiece) {
-				ps[k].n += int64(len(p))
-				if !zero {
-					ps[k].data = data[ps[k].off-r.Offset : at+int64(len(p))]
-				}
+		for at := r.Offset; at < r.End(); at += g {
+			n := min(g, r.End()-at)
+			zero := control.IsZero(block[at-boff : at-boff+n])
+			if k := len(rs) - 1; k >= 0 && rs[k].off+rs[k].n == at && rs[k].zero == zero && (zero || rs[k].n+n <= maxPiece) {
+				rs[k].n += n
 				continue
 			}
-			np := piece{off: off, n: int64(len(p))}
-			if !zero {
-				np.data = p
-			}
-			ps = append(ps, np)
+			rs = append(rs, run{at, n, zero})
 		}
 	}
+	ps := make([]piece, len(rs))
+	for i, r := range rs {
+		e := journal.Entry{Sector: uint64(r.off / BlockSectorSize), NrSectors: uint64(r.n / BlockSectorSize)}
+		var data []byte
+		if r.zero {
+			e.Flags = journal.FlagDiscard
+		} else {
+			data = block[r.off-boff : r.off-boff+r.n]
+		}
+		ps[i] = piece{payload: control.AppendEntry(make([]byte, 0, control.EntryHeader+len(data)), e, data), n: r.n, discard: r.zero}
+	}
+	s.bufs.put(block)
 	return ps, nil
 }
 
@@ -629,7 +641,7 @@ func (w *syncSender) send(block int64, ps []piece) error {
 	}
 	var bytes int64
 	for _, p := range ps {
-		bytes += control.EntryHeader + int64(len(p.data))
+		bytes += int64(len(p.payload))
 	}
 	need := w.sess.WindowCost(len(ps), bytes)
 	if need > w.sess.Credit() {
@@ -644,19 +656,18 @@ func (w *syncSender) send(block int64, ps []piece) error {
 	var data, discard int64
 	w.partial = true
 	for _, p := range ps {
-		e := journal.Entry{Sector: uint64(p.off / BlockSectorSize), NrSectors: uint64(p.n / BlockSectorSize)}
-		if p.data == nil {
-			e.Flags = journal.FlagDiscard
+		if p.discard {
 			discard += p.n
 		} else {
 			data += p.n
 		}
-		payload := control.AppendEntry(make([]byte, 0, control.EntryHeader+len(p.data)), e, p.data)
-		if err := w.sess.SendFrame(w.ctx, parallel.Frame{Type: parallel.TypeData, Window: w.seq, Entry: uint64(block), Payload: payload}); err != nil {
+		if err := w.sess.SendFrame(w.ctx, parallel.Frame{Type: parallel.TypeData, Window: w.seq, Entry: uint64(block), Payload: p.payload}); err != nil {
 			return err
 		}
 		w.frames++
-		w.s.cfg.Progress.move(int64(len(p.data)))
+		if !p.discard {
+			w.s.cfg.Progress.move(p.n)
+		}
 	}
 	w.partial = false
 	w.cost += need - w.sess.WindowCost(0, 0)
