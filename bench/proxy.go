@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -315,12 +318,13 @@ func (c *proxyConn) close(reset bool) {
 	close(c.done)
 }
 
-// run moves bytes both ways until either side ends.
+// run moves bytes both ways until both directions ended, then closes.
 func (c *proxyConn) run() {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.pump(0) })
 	wg.Go(func() { c.pump(1) })
 	wg.Wait()
+	c.close(false)
 }
 
 // chunk is a piece of a stream on its way through a delay line.
@@ -330,10 +334,11 @@ type chunk struct {
 	reset   bool // reset the connection once b is written
 }
 
-// pump moves bytes in direction dir (0: client→server, 1: back) until
-// one side ends, then closes the connection.
+// pump moves bytes in direction dir (0: client→server, 1: back). When
+// its source ends cleanly it passes the end on (a half close) once every
+// byte is delivered; any other error closes the whole connection, with a
+// reset when the source was reset.
 func (c *proxyConn) pump(dir int) {
-	defer c.close(false)
 	src, dst := c.client, c.server
 	if dir == 1 {
 		src, dst = c.server, c.client
@@ -384,6 +389,7 @@ func (c *proxyConn) pump(dir int) {
 			t.feed(ch.b, time.Now())
 		}
 		if _, err := dst.Write(ch.b); err != nil {
+			c.close(false)
 			return false
 		}
 		c.p.bytes[dir].Add(int64(len(ch.b)))
@@ -394,14 +400,17 @@ func (c *proxyConn) pump(dir int) {
 		return true
 	}
 	// read takes the next chunk from src, with the armed fault applied.
-	read := func() (chunk, bool) {
+	read := func() (chunk, error) {
 		if !c.waitStall() {
-			return chunk{}, false
+			return chunk{}, net.ErrClosed
 		}
 		b := pool.Get().([]byte)[:size]
-		n, _ := src.Read(b)
+		n, err := src.Read(b)
 		if n == 0 {
-			return chunk{}, false // the end of the stream, or the connection closed
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return chunk{}, err
 		}
 		b = b[:n]
 		ch := chunk{b: b}
@@ -409,13 +418,26 @@ func (c *proxyConn) pump(dir int) {
 			sp := t.feed(b, time.Now())
 			c.fault(&ch, sp)
 		}
-		return ch, true
+		return ch, nil
+	}
+	// ended passes the end of src on: a half close after a clean end, a
+	// close (or reset) otherwise.
+	ended := func(err error) {
+		if err == io.EOF {
+			dst.CloseWrite()
+			return
+		}
+		c.close(errors.Is(err, syscall.ECONNRESET))
 	}
 	ctx := c.p.ctx
 	if !shaped {
 		for {
-			ch, ok := read()
-			if !ok || !write(ch) {
+			ch, err := read()
+			if err != nil {
+				ended(err)
+				return
+			}
+			if !write(ch) {
 				return
 			}
 			pool.Put(ch.b[:cap(ch.b)])
@@ -424,13 +446,13 @@ func (c *proxyConn) pump(dir int) {
 	delay := l.RTT / 2
 	line := make(chan chunk, delayLine)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	var readErr error // set before line closes
 	wg.Go(func() {
-		defer c.close(false)
 		for {
 			select {
 			case ch, ok := <-line:
 				if !ok {
+					ended(readErr)
 					return
 				}
 				if d := time.Until(ch.release); d > 0 {
@@ -445,17 +467,21 @@ func (c *proxyConn) pump(dir int) {
 			}
 		}
 	})
+	defer wg.Wait()
 	defer close(line)
 	for {
-		ch, ok := read()
-		if !ok {
+		ch, err := read()
+		if err != nil {
+			readErr = err
 			return
 		}
 		n := len(ch.b)
 		if flowLim != nil && flowLim.WaitN(ctx, n) != nil {
+			readErr = net.ErrClosed
 			return
 		}
 		if lim := c.p.lim[dir]; lim != nil && lim.WaitN(ctx, n) != nil {
+			readErr = net.ErrClosed
 			return
 		}
 		ch.release = time.Now().Add(delay)
