@@ -30,13 +30,15 @@ type testServer struct {
 	tasks    map[string]*testTask //
 	sessions []*parallel.Session  // accepted, for Close
 	opens    int                  // OpOpen calls
+	noImage  bool                 // keep no image: check and drop the data (benchmarks)
 	// onWindow, if set, is called before a window is applied; an error
 	// fails the session instead (the window is not applied).
 	onWindow func(task string, seq uint64) error
 }
 
 type testTask struct {
-	image   []byte
+	image   []byte // nil with noImage
+	size    int64
 	ss      uint32
 	pos     control.Position
 	windows int // windows applied
@@ -135,17 +137,20 @@ func (s *testServer) handle(ctx context.Context, sess *parallel.Session, body []
 	case t == nil && o.Size == 0:
 		return nil, &parallel.RemoteError{Code: control.CodeNoTask, Msg: fmt.Sprintf("no task %q", sess.Task())}
 	case t == nil:
-		t = &testTask{image: make([]byte, o.Size)}
+		t = &testTask{size: o.Size}
+		if !s.noImage {
+			t.image = make([]byte, o.Size)
+		}
 		s.tasks[sess.Task()] = t
 		created = true
-	case o.Size != 0 && o.Size != int64(len(t.image)):
-		return nil, &parallel.RemoteError{Code: control.CodeMismatch, Msg: fmt.Sprintf("task %q has an image of %d bytes, not %d", sess.Task(), len(t.image), o.Size)}
+	case o.Size != 0 && o.Size != t.size:
+		return nil, &parallel.RemoteError{Code: control.CodeMismatch, Msg: fmt.Sprintf("task %q has an image of %d bytes, not %d", sess.Task(), t.size, o.Size)}
 	}
 	if t.pos.Journal != o.Journal {
 		t.pos = control.Position{Journal: o.Journal, NextWindow: t.pos.NextWindow}
 	}
 	t.ss = o.SectorSize
-	return control.Marshal(control.Task{Name: sess.Task(), ImageSize: int64(len(t.image)), Created: created, Durable: t.pos}), nil
+	return control.Marshal(control.Task{Name: sess.Task(), ImageSize: t.size, Created: created, Durable: t.pos}), nil
 }
 
 func (s *testServer) serve(sess *parallel.Session) {
@@ -195,10 +200,11 @@ func (s *testServer) apply(sess *parallel.Session, w *parallel.Window) error {
 		if err != nil {
 			return err
 		}
-		if e.End() > int64(len(t.image)) {
+		if e.End() > t.size {
 			return fmt.Errorf("entry %d past the image", e.Index)
 		}
 		switch {
+		case t.image == nil:
 		case e.IsDiscard():
 			clear(t.image[e.Start():e.End()])
 		case e.IsWrite():

@@ -398,7 +398,7 @@ func TestShipPermanentErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newTestServer(t, tc.server)
-			srv.tasks["existing"] = &testTask{image: make([]byte, 1<<20)}
+			srv.tasks["existing"] = &testTask{image: make([]byte, 1<<20), size: 1 << 20}
 			cfg := config(t, path, srv.Addr(), 2, wl.DeviceSize)
 			cfg.RetryFor = time.Hour
 			tc.mod(&cfg)
@@ -454,7 +454,7 @@ func TestShipDefaultSize(t *testing.T) {
 		t.Fatalf("ImageSize %d, device %d", size, wl.DeviceSize)
 	}
 	srv := newTestServer(t, parallel.ServerConfig{})
-	srv.tasks["big"] = &testTask{image: make([]byte, 2*wl.DeviceSize)}
+	srv.tasks["big"] = &testTask{image: make([]byte, 2*wl.DeviceSize), size: 2 * wl.DeviceSize}
 	for _, task := range []string{"t", "big"} {
 		cfg := config(t, path, srv.Addr(), 2, 0)
 		cfg.Client.Task, cfg.DefaultSize = task, size

@@ -456,3 +456,69 @@ func writeLikeKernel(ctx context.Context, path string, wl fixtures.Workload, pau
 	}
 	return add(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
 }
+
+// BenchmarkShipProcess runs the real binaries, `logship serve` (group
+// commit) and `logship ship`, over loopback on synthetic journals of 256
+// MiB and 1 GiB (fixtures/mkjournal: random writes up to 1 MiB over 2 GiB,
+// 4096-byte sectors) with 1, 2, 4 and 8 streams, and reports the peak RSS
+// of both processes (getrusage ru_maxrss of the exited process): memory
+// must not grow with the journal's size.
+func BenchmarkShipProcess(b *testing.B) {
+	dir := b.TempDir()
+	mk := filepath.Join(dir, "mkjournal")
+	if out, err := exec.Command("go", "build", "-o", mk, "../../fixtures/mkjournal").CombinedOutput(); err != nil {
+		b.Fatalf("building mkjournal: %v\n%s", err, out)
+	}
+	for _, size := range []string{"256MiB", "1GiB"} {
+		j := filepath.Join(dir, size+".log")
+		if out, err := exec.Command(mk, "-o", j, "-size", size, "-device", "2GiB").CombinedOutput(); err != nil {
+			b.Fatalf("mkjournal: %v\n%s", err, out)
+		}
+		fi, _ := os.Stat(j)
+		for _, streams := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("journal=%s/streams=%d", size, streams), func(b *testing.B) {
+				srvDir := filepath.Join(b.TempDir(), "srv")
+				serve := exec.Command(logshipBin, "serve", "--listen", "127.0.0.1:0", "--dir", srvDir, "--insecure")
+				pr, _ := serve.StderrPipe()
+				if err := serve.Start(); err != nil {
+					b.Fatal(err)
+				}
+				addr := make(chan string, 1)
+				go func() {
+					sc := bufio.NewScanner(pr)
+					for sc.Scan() {
+						if _, a, ok := strings.Cut(sc.Text(), "listening on "); ok {
+							a, _, _ = strings.Cut(a, " ")
+							addr <- a
+						}
+					}
+				}()
+				var a string
+				select {
+				case a = <-addr:
+				case <-time.After(30 * time.Second):
+					serve.Process.Kill()
+					b.Fatal("serve did not listen")
+				}
+				b.SetBytes(fi.Size())
+				var shipRSS int64
+				i := 0
+				for b.Loop() {
+					ship := exec.Command(logshipBin, "ship", j, "--to", a, "--task", fmt.Sprintf("t%d", i), "--insecure",
+						"--streams", fmt.Sprint(streams), "--size", "2GiB")
+					i++
+					if out, err := ship.CombinedOutput(); err != nil {
+						serve.Process.Kill()
+						b.Fatalf("ship: %v\n%s", err, out)
+					}
+					shipRSS = max(shipRSS, ship.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+				}
+				serve.Process.Signal(syscall.SIGTERM)
+				serve.Wait()
+				serveRSS := serve.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+				b.ReportMetric(float64(shipRSS)/1024, "ship-maxrss-MiB")
+				b.ReportMetric(float64(serveRSS)/1024, "serve-maxrss-MiB")
+			})
+		}
+	}
+}
