@@ -522,3 +522,103 @@ func BenchmarkShipProcess(b *testing.B) {
 		}
 	}
 }
+
+// TestShipAuth: ship with --psk-file and with --tls-cert/--tls-key/--ca
+// against a serve that asks for them; wrong credentials fail at once
+// (no retrying) with exit 3.
+func TestShipAuth(t *testing.T) {
+	dir := t.TempDir()
+	path, _, img := writeJournal(t, dir, fixtures.DefaultWorkload(7, 512))
+	keyFile := filepath.Join(dir, "psk")
+	badKey := filepath.Join(dir, "psk-bad")
+	os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	os.WriteFile(badKey, []byte("0123456789abcdef0123456789abcdeX\n"), 0o600)
+	ca, issue := serveCA(t, dir, "good")
+	srvCert, srvKey := issue("server", true)
+	cliCert, cliKeyF := issue("client", false)
+	_, issueRogue := serveCA(t, dir, "rogue")
+	rogueCert, rogueKey := issueRogue("intruder", false)
+	for _, tc := range []struct {
+		name      string
+		serve     []string
+		good, bad []string
+	}{
+		{"psk", []string{"--psk-file", keyFile}, []string{"--psk-file", keyFile}, []string{"--psk-file", badKey}},
+		{"tls", []string{"--tls-cert", srvCert, "--tls-key", srvKey, "--client-ca", ca},
+			[]string{"--tls-cert", cliCert, "--tls-key", cliKeyF, "--ca", ca},
+			[]string{"--tls-cert", rogueCert, "--tls-key", rogueKey, "--ca", ca}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startServeAuth(t, t.TempDir(), tc.serve)
+			args := []string{"ship", path, "--to", p.addr, "--task", "vol", "--retry-for", "1h"}
+			start := time.Now()
+			r := logship(t, append(args, tc.bad...)...)
+			if r.code != 3 || !strings.Contains(strings.ToLower(r.stderr), "auth") || time.Since(start) > 20*time.Second {
+				t.Fatalf("wrong credentials: exit %d after %v, stderr %q", r.code, time.Since(start), r.stderr)
+			}
+			r = logship(t, append(args, tc.good...)...)
+			if r.code != 0 || !strings.Contains(r.stdout, "ship done:") {
+				t.Fatalf("right credentials: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+			imageAfterStop(t, p, "vol", img)
+		})
+	}
+}
+
+// TestShipFromMark: with --from-mark the entries up to the mark reach the
+// real server as no-ops; the image is what the entries after the mark make
+// of the image the task had (here: zeros).
+func TestShipFromMark(t *testing.T) {
+	dir := t.TempDir()
+	wl := fixtures.DefaultWorkload(8, 512)
+	wl.Entries = 1500
+	path, j, _ := writeJournal(t, dir, wl)
+	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	m, err := jr.SeekMark("m5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, wl.DeviceSize)
+	for e, err := range jr.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.IsDiscard():
+			clear(want[e.Start():e.End()])
+		case e.IsWrite():
+			jr.ReadPayload(e, want[e.Start():e.End()])
+		}
+	}
+	p := startServe(t, filepath.Join(dir, "srv"))
+	r := logship(t, "ship", path, "--to", p.addr, "--task", "vol", "--insecure", "--from-mark", "m5", "--size", fmt.Sprint(wl.DeviceSize), "--json")
+	var s shipSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); r.code != 0 || err != nil {
+		t.Fatalf("ship: exit %d, stdout %q (%v)\n%s", r.code, r.stdout, err, r.stderr)
+	}
+	if s.Skipped != m.Index+1 || s.Entries != jr.Len()-m.Index-1 || s.DurableEntry != jr.Len() {
+		t.Fatalf("summary %+v: want %d skipped, %d shipped", s, m.Index+1, jr.Len()-m.Index-1)
+	}
+	r = logship(t, "ship", path, "--to", p.addr, "--task", "vol2", "--insecure", "--from-mark", "nosuch", "--size", "8MiB")
+	if r.code != 3 || !strings.Contains(r.stderr, `"nosuch"`) {
+		t.Fatalf("unknown mark: exit %d, stderr %q", r.code, r.stderr)
+	}
+	imageAfterStop(t, p, "vol", want)
+}
+
+// TestShipFollowStop: ship --follow of a log that does not end is stopped
+// with SIGINT once everything is durable; it exits 0 and says so.
+func TestShipFollowStop(t *testing.T) {
+	dir := t.TempDir()
+	path, j, img := shipJournal(t, dir, 9)
+	p := startServe(t, filepath.Join(dir, "srv"))
+	s := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--follow", "--size", "32MiB")
+	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	s.waitDurable(t, jr.Len())
+	s.cmd.Process.Signal(os.Interrupt)
+	s.wait(t)
+	if !strings.Contains(s.stdout.String(), fmt.Sprintf("ship stopped: %d entries", jr.Len())) {
+		t.Fatalf("stdout %q", s.stdout.String())
+	}
+	imageAfterStop(t, p, "vol", img)
+}
