@@ -10,10 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/logship/logship/fixtures/vm"
 	"github.com/logship/logship/journal"
@@ -83,8 +86,12 @@ func TestShipKernelFollow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := startShip(t, in.Journal, "--to", p.addr, "--task", "vm", "--insecure", "--follow",
-				"--streams", "4", "--size", fmt.Sprint(dataSize), "-v")
+			args := []string{in.Journal, "--to", p.addr, "--task", "vm", "--insecure", "--follow",
+				"--streams", "4", "--size", fmt.Sprint(dataSize), "-v"}
+			if lbs == 4096 {
+				args = append(args, "--compress", "zstd") // ext4 metadata compresses
+			}
+			s := startShip(t, args...)
 			// Live: entries become durable while the guest still runs.
 			s.waitDurable(t, 50)
 			select {
@@ -129,6 +136,17 @@ func TestShipKernelFollow(t *testing.T) {
 			want, err := os.ReadFile(res.Data)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if lbs == 4096 {
+				m := regexp.MustCompile(`, (\S+ \S+) \((\S+ \S+) on the wire\)`).FindStringSubmatch(out)
+				if m == nil {
+					t.Fatalf("no byte counts in %q", out)
+				}
+				data, _ := humanize.ParseBytes(m[1])
+				wire, _ := humanize.ParseBytes(m[2])
+				if wire >= data/2 {
+					t.Fatalf("--compress zstd: %s of entries took %s on the wire", m[1], m[2])
+				}
 			}
 			imageAfterStop(t, p, "vm", want)
 			t.Logf("%d entries (%d tick marks), guest ran %v; %s", jr.Len(), ticks, res.Elapsed.Round(time.Millisecond), strings.TrimSpace(out))
