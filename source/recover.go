@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -80,6 +81,8 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 	case cfg.At != "":
 		return st, fmt.Errorf("%w: recovering the state at a mark (the server would replay its retained staging logs up to it)", ErrNotSupported)
 	}
+	_, statErr := os.Stat(cfg.Target)
+	existed := statErr == nil
 	dev, err := openLocal(cfg.Target, devio.Options{Write: true, Exclusive: true, Create: true})
 	if err != nil {
 		return st, err
@@ -88,6 +91,9 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 	defer func() {
 		if cerr := dev.Close(); cerr != nil && err == nil {
 			err = &LocalError{Path: cfg.Target, Err: cerr}
+		}
+		if err != nil && !existed && st.DataBytes+st.ZeroBytes == 0 {
+			os.Remove(cfg.Target) // made for nothing
 		}
 	}()
 	sess, err := parallel.Dial(ctx, cfg.Addr, cfg.Client)

@@ -428,3 +428,17 @@ func TestLeafRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverNoTask: a recover that fails before writing anything leaves
+// no file it created.
+func TestRecoverNoTask(t *testing.T) {
+	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	target := filepath.Join(t.TempDir(), "new")
+	_, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("none")})
+	if !errors.As(err, new(*TaskError)) {
+		t.Fatalf("recover of a missing task: %v", err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the target was left behind: %v", err)
+	}
+}
