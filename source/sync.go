@@ -399,9 +399,11 @@ func (s *syncer) session(ctx context.Context) (progressed bool, err error) {
 	}()
 	w := &syncSender{s: s, sess: sess, ctx: sendCtx, seq: task.Durable.NextWindow, first: task.Durable.NextWindow}
 	if err := s.pipeline(ctx, c, w, mode, from); err != nil {
-		if ctx.Err() != nil {
+		// Stopped, or a failure of our own (a read error): what was sent
+		// in whole blocks is made durable if the session still works.
+		if sess.Err() == nil {
 			if derr := w.drain(); derr != nil {
-				s.log.Warn("sync: stopped; the last window sent may not be durable", "err", derr)
+				s.log.Warn("sync: the last window sent may not be durable", "err", derr)
 			}
 		}
 		return false, err
@@ -681,8 +683,10 @@ func (w *syncSender) send(block int64, ps []piece) error {
 }
 
 // end ends the open window.
-func (w *syncSender) end() error {
-	if err := w.sess.EndWindow(w.ctx, w.seq); err != nil {
+func (w *syncSender) end() error { return w.endCtx(w.ctx) }
+
+func (w *syncSender) endCtx(ctx context.Context) error {
+	if err := w.sess.EndWindow(ctx, w.seq); err != nil {
 		return err
 	}
 	w.seq++
@@ -699,17 +703,22 @@ func (w *syncSender) flush() error {
 	return w.end()
 }
 
-// drain, after a stop, ends the open window unless a block in it is
-// incomplete, and waits until the server acks what was sent.
+// drain, after a stop or a failure of the pipeline, ends the open window
+// unless a block in it is incomplete, and waits until the server acks
+// what was sent, for at most DefaultDrain.
 func (w *syncSender) drain() error {
 	if w.partial {
 		return errors.New("a block was cut short: its window is not sent")
 	}
-	if err := w.flush(); err != nil {
-		return err
+	ctx, cancel := context.WithTimeout(w.ctx, DefaultDrain)
+	defer cancel()
+	if w.frames > 0 {
+		if err := w.endCtx(ctx); err != nil {
+			return err
+		}
 	}
 	if w.seq == w.first {
 		return nil
 	}
-	return w.sess.WaitAck(w.ctx, w.seq-1)
+	return w.sess.WaitAck(ctx, w.seq-1)
 }
