@@ -15,7 +15,6 @@ import (
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
-	"github.com/logship/logship/replica"
 )
 
 // The ship benchmarks use a synthetic journal of $LOGSHIP_BENCH_JOURNAL
@@ -99,64 +98,12 @@ func writeBenchJournal(path string, size int64) error {
 	return f.Sync()
 }
 
-// BenchmarkShip ships the benchmark journal over loopback to a real
-// server (package replica, group commit, in a temporary directory) with
-// 1, 2, 4 and 8 streams. Bytes are the journal's payload bytes; each
-// iteration ships the whole journal to a new task.
-func BenchmarkShip(b *testing.B) {
-	path, payload := benchJournal(b)
-	for _, streams := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
-			dir := b.TempDir()
-			srv, err := replica.Open(context.Background(), replica.Config{Dir: dir})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Close()
-			l, err := parallel.Listen("127.0.0.1:0", parallel.ServerConfig{Insecure: true, Handler: srv.Handle})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			wg.Go(func() { srv.Serve(ctx, l) })
-			defer func() {
-				cancel()
-				wg.Wait()
-				l.Close()
-			}()
-			b.SetBytes(payload)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				task := fmt.Sprintf("b%d", i)
-				i++
-				s, err := New(Config{
-					Journal: path, Addr: l.Addr().String(),
-					Client: parallel.ClientConfig{Task: task, Streams: streams, Insecure: true},
-					Size:   2 << 30, Log: slog.New(slog.DiscardHandler),
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				st, err := s.Run(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				if st.Durable.NextEntry == 0 {
-					b.Fatalf("nothing shipped: %+v", st)
-				}
-				os.RemoveAll(filepath.Join(dir, task)) // keep the disk use flat (the session may still hold it: best effort)
-				b.StartTimer()
-			}
-		})
-	}
-}
-
-// BenchmarkShipNoDisk is BenchmarkShip to the test server keeping no
-// image (it decodes and checks every entry frame, then drops it): the
-// cost of the source and the transport alone, without the server's disk.
+// BenchmarkShipNoDisk ships the benchmark journal over loopback with 1,
+// 2, 4 and 8 streams to the test server keeping no image (it decodes and
+// checks every entry frame, then drops it): the cost of the source and the
+// transport alone, without a server's disk. Bytes are the journal's
+// payload bytes. BenchmarkShipProcess in cmd/logship runs the real
+// binaries, serve and ship, end to end.
 func BenchmarkShipNoDisk(b *testing.B) {
 	path, payload := benchJournal(b)
 	for _, streams := range []int{1, 2, 4, 8} {
