@@ -41,8 +41,31 @@ test-unit:
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
 
+# bench: every Go benchmark (BENCH selects them) COUNT times, then
+# `logship bench`: BENCHSIZE of sequential writes shipped over 1 to 16
+# streams on loopback and on the WAN model of docs/bench.md, BENCHREPEAT
+# runs each; everything in bench.txt, in the format benchstat compares
+# (benchstat old.txt bench.txt).
+BENCH       ?= .
+BENCHSIZE   ?= 256MiB
+BENCHREPEAT ?= 3
+BENCHLINKS  ?= --link loopback --link wan:rtt=40ms,flow=50Mbit,link=1Gbit
+
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./... | tee bench.txt
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./... | tee bench.txt
+	./bin/logship bench --workload seq --size $(BENCHSIZE) --streams 1,2,4,8,16 $(BENCHLINKS) --repeat $(BENCHREPEAT) --gobench | tee -a bench.txt
+
+# faults: the fault-injection campaign of `logship bench faults` (root: the
+# disk-full fault fills an ext4 loop device): RUNS runs from SEED, two at a
+# time, shipping synthetic and kernel-captured journals, and crashtest
+# --explore on the kernel journals. `make test` runs a short one.
+RUNS ?= 500
+SEED ?= 1
+KERNEL_JOURNALS = journal/testdata/kernel/fsync-marks-512.log.zst journal/testdata/kernel/fsync-marks-4096.log.zst
+
+.PHONY: faults
+faults: build
+	./bin/logship bench faults --runs $(RUNS) --seed $(SEED) --jobs 2 $(addprefix --journal ,$(KERNEL_JOURNALS)) --explore 32
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

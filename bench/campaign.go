@@ -138,6 +138,9 @@ type RunFailure struct {
 	Run  int    `json:"run"`
 	Seed uint64 `json:"seed"`
 	Err  string `json:"error"`
+	// Log is the end of what the run's processes logged, with the faults
+	// interleaved.
+	Log string `json:"log,omitempty"`
 }
 
 // Run runs the campaign. It returns the summary, and ErrCampaign if a run
@@ -242,7 +245,7 @@ func (c *Campaign) Run(ctx context.Context) (CampaignSummary, error) {
 				if len(problems) == 0 {
 					sum.Passed++
 				} else {
-					sum.Failed = append(sum.Failed, RunFailure{Run: i, Seed: seed, Err: strings.Join(problems, "; ")})
+					sum.Failed = append(sum.Failed, RunFailure{Run: i, Seed: seed, Err: strings.Join(problems, "; "), Log: res.trail})
 				}
 				if c.Progress != nil {
 					verdict := "ok"
@@ -348,6 +351,7 @@ type runResult struct {
 	divergences int      // images or positions that are wrong
 	lost        int      // acked windows not durable after a crash
 	problems    []string // what was wrong, in order
+	trail       string   // the end of the processes' logs and the faults
 }
 
 // diverged records a divergence.
@@ -369,8 +373,9 @@ type runState struct {
 	serveArgs []string
 	shipArgs  []string
 	px        *Proxy
-	srv       *serveProc // nil while down
-	ship      *proc      // nil while down
+	srv       *serveProc  // nil while down
+	ship      *proc       // nil while down
+	trail     *tailBuffer // the end of what the run's processes and faults logged
 	log       func(format string, args ...any)
 }
 
@@ -388,12 +393,15 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("run %d took longer than %v", i, timeout))
 	defer cancel()
-	rs := &runState{jr: jr, rng: rand.New(rand.NewPCG(seed, 0x6c6f677368697021)), res: &res}
+	rs := &runState{jr: jr, rng: rand.New(rand.NewPCG(seed, 0x6c6f677368697021)), res: &res, trail: &tailBuffer{max: 32 << 10}}
 	rs.log = func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		fmt.Fprintf(rs.trail, "fault: %s\n", msg)
 		if c.Log != nil {
-			fmt.Fprintf(c.Log, "faults: run %d: %s\n", i, fmt.Sprintf(format, args...))
+			fmt.Fprintf(c.Log, "faults: run %d: %s\n", i, msg)
 		}
 	}
+	defer func() { res.trail = string(rs.trail.bytes()) }()
 	base := jr.dir
 	if jr.fs != nil {
 		base = jr.fs.mnt
@@ -463,7 +471,7 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 		what, rs.entries, fmtBytes(len(rs.j)), streams, link, mode, credit, strings.Join(extra, " "), strings.Join(planS, " "))
 
 	// Server, proxy, source.
-	if rs.srv, err = startServe(ctx, jr.bin, rs.srvDir, rs.serveArgs); err != nil {
+	if rs.srv, err = startServe(ctx, jr.bin, rs.srvDir, rs.serveArgs, rs.trail); err != nil {
 		return res, err
 	}
 	defer func() {
@@ -490,7 +498,7 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 
 	t0 := time.Now()
 	for _, f := range plan {
-		if err := sleepCtx(ctx, time.Until(t0.Add(f.at))); err != nil {
+		if err := rs.sleep(ctx, time.Until(t0.Add(f.at))); err != nil {
 			return res, err
 		}
 		if err := rs.inject(ctx, f.kind); err != nil {
@@ -498,9 +506,16 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 		}
 	}
 
-	// The source must finish by itself.
-	if err := rs.ship.wait(ctx); err != nil {
-		return res, rs.ship.failure(fmt.Errorf("logship ship did not finish: %w", err))
+	// The source must finish by itself, and the server keep running.
+	select {
+	case <-rs.ship.done:
+		if err := rs.ship.err; err != nil {
+			return res, rs.ship.failure(fmt.Errorf("logship ship did not finish: %w", err))
+		}
+	case <-rs.srv.done:
+		return res, rs.srv.failure(fmt.Errorf("logship serve exited by itself (%v) while the source was shipping", rs.srv.err))
+	case <-ctx.Done():
+		return res, rs.ship.failure(fmt.Errorf("logship ship did not finish: %w", context.Cause(ctx)))
 	}
 	sum, err := parseShipSummary(rs.ship.stdout.Bytes())
 	if err != nil {
@@ -574,7 +589,9 @@ func fmtBytes(n int) string {
 // pickJournal makes the run's journal: synthetic, or one of the real ones.
 func (rs *runState) pickJournal() (string, error) {
 	rng := rs.rng
-	if len(rs.jr.real) > 0 && rng.IntN(6) == 0 {
+	// The draw is made with or without real journals, so that adding
+	// them changes only which journal some runs ship.
+	if useReal := rng.IntN(6) == 0; useReal && len(rs.jr.real) > 0 {
 		k := rng.IntN(len(rs.jr.real))
 		rs.j = rs.jr.real[k]
 		r, err := journal.NewReader(bytes.NewReader(rs.j), int64(len(rs.j)))
@@ -606,12 +623,26 @@ func (rs *runState) pickJournal() (string, error) {
 }
 
 func (rs *runState) startShip() error {
-	sh, err := startProc("logship ship", rs.jr.bin, rs.shipArgs, nil)
+	sh, err := startProc("logship ship", rs.jr.bin, rs.shipArgs, nil, rs.trail)
 	if err != nil {
 		return err
 	}
 	rs.ship = sh
 	return nil
+}
+
+// sleep waits for d, or fails if the server exits by itself meanwhile.
+func (rs *runState) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-rs.srv.done:
+		return rs.srv.failure(fmt.Errorf("logship serve exited by itself (%v)", rs.srv.err))
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // shipRunning reports whether the source is still at work.
@@ -699,7 +730,7 @@ func (rs *runState) inject(ctx context.Context, kind string) error {
 		}
 		rs.res.faults[kind]++
 		rs.log("filled the server's disk")
-		err := sleepCtx(ctx, time.Duration(200+rng.IntN(1300))*time.Millisecond)
+		err := rs.sleep(ctx, time.Duration(200+rng.IntN(1300))*time.Millisecond)
 		if ferr := rs.jr.fs.free(); err == nil {
 			err = ferr
 		}
@@ -727,7 +758,7 @@ func (rs *runState) killServe() {
 // restartServe starts the server again on its directory, checks what it
 // recovered before any source can reach it, then lets sources in.
 func (rs *runState) restartServe(ctx context.Context) error {
-	srv, err := startServe(ctx, rs.jr.bin, rs.srvDir, rs.serveArgs)
+	srv, err := startServe(ctx, rs.jr.bin, rs.srvDir, rs.serveArgs, rs.trail)
 	if err != nil {
 		return err
 	}

@@ -47,8 +47,9 @@ type proc struct {
 }
 
 // startProc runs bin with args; onLine, if set, sees every line of its
-// stderr (from another goroutine).
-func startProc(name, bin string, args []string, onLine func(string)) (*proc, error) {
+// stderr (from another goroutine), and echo, if set, gets a copy of every
+// line prefixed with the process's name.
+func startProc(name, bin string, args []string, onLine func(string), echo io.Writer) (*proc, error) {
 	p := &proc{name: name, cmd: exec.Command(bin, args...), stderr: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
 	p.cmd.Stdout = &p.stdout
 	p.cmd.SysProcAttr = childAttr()
@@ -65,6 +66,9 @@ func startProc(name, bin string, args []string, onLine func(string)) (*proc, err
 		for sc.Scan() {
 			line := sc.Text()
 			p.stderr.Write([]byte(line + "\n"))
+			if echo != nil {
+				fmt.Fprintf(echo, "%s: %s\n", name, line)
+			}
 			if onLine != nil {
 				onLine(line)
 			}
@@ -137,8 +141,8 @@ type serveProc struct {
 
 // startServe runs `logship serve --listen 127.0.0.1:0 --dir dir --insecure
 // extra...` and waits until it listens (it has recovered every task by
-// then).
-func startServe(ctx context.Context, bin, dir string, extra []string) (*serveProc, error) {
+// then). echo is as for startProc.
+func startServe(ctx context.Context, bin, dir string, extra []string, echo io.Writer) (*serveProc, error) {
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure"}, extra...)
 	addr := make(chan string, 1)
 	p, err := startProc("logship serve", bin, args, func(line string) {
@@ -149,7 +153,7 @@ func startServe(ctx context.Context, bin, dir string, extra []string) (*servePro
 			default:
 			}
 		}
-	})
+	}, echo)
 	if err != nil {
 		return nil, err
 	}

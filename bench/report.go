@@ -22,7 +22,7 @@ type Table struct {
 // NewTable returns a Table writing to w.
 func NewTable(w io.Writer) *Table { return &Table{w: w, one: make(map[string]float64)} }
 
-const tableFormat = "%-34s %-10s %7s %10s %7s %9s %8s %8s %8s %8s %9s %9s %10s\n"
+const tableFormat = "%-36s %-10s %7s %10s %7s %9s %8s %8s %8s %8s %9s %9s %10s\n"
 
 // Row prints m.
 func (t *Table) Row(m Measurement) error {

@@ -163,7 +163,7 @@ func Measure(ctx context.Context, s Setup) (Measurement, error) {
 		return m, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := startServe(ctx, bin, filepath.Join(dir, "srv"), append(slices.Clone(s.ServeArgs), s.Variant.ServeArgs...))
+	srv, err := startServe(ctx, bin, filepath.Join(dir, "srv"), append(slices.Clone(s.ServeArgs), s.Variant.ServeArgs...), nil)
 	if err != nil {
 		return m, err
 	}
@@ -178,7 +178,7 @@ func Measure(ctx context.Context, s Setup) (Measurement, error) {
 		addr = px.Addr()
 	}
 	args := shipArgs(s.Journal, addr, "bench", s.Streams, s.Size, append(slices.Clone(s.ShipArgs), s.Variant.ShipArgs...))
-	sh, err := startProc("logship ship", bin, args, nil)
+	sh, err := startProc("logship ship", bin, args, nil, nil)
 	if err != nil {
 		return m, err
 	}
@@ -231,9 +231,10 @@ type Sweep struct {
 	Streams  []int
 	Links    []Link
 	Variants []Variant
-	// Repeat runs each combination this many times (1 if 0) and keeps the
-	// run with the median throughput.
-	Repeat int
+	// Repeat runs each combination this many times (1 if 0) and reports
+	// the run with the median throughput, or every run with ReportAll.
+	Repeat    int
+	ReportAll bool
 	// Progress, if set, gets a line per run.
 	Progress io.Writer
 }
@@ -268,11 +269,16 @@ func (sw Sweep) Run(ctx context.Context, report func(Measurement) error) error {
 					}
 					runs = append(runs, m)
 				}
-				slices.SortFunc(runs, func(a, b Measurement) int {
-					return cmpFloat(a.ThroughputBytesPerSec, b.ThroughputBytesPerSec)
-				})
-				if err := report(runs[len(runs)/2]); err != nil {
-					return err
+				if !sw.ReportAll {
+					slices.SortFunc(runs, func(a, b Measurement) int {
+						return cmpFloat(a.ThroughputBytesPerSec, b.ThroughputBytesPerSec)
+					})
+					runs = runs[len(runs)/2:][:1]
+				}
+				for _, m := range runs {
+					if err := report(m); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -68,7 +68,7 @@ streams, one line per link model.`)
 		streamsS  = fs.String("streams", "1,2,4,8", "stream counts, comma-separated")
 		links     = fs.StringArray("link", nil, "link model (repeatable; default loopback)")
 		compare   = fs.String("compare", "", "variants to run besides the default: zstd, nocoalesce, sync (comma-separated)")
-		repeat    = fs.Int("repeat", 1, "runs per combination; the median throughput is reported")
+		repeat    = fs.Int("repeat", 1, "runs per combination; the median throughput is reported (with --gobench, every run)")
 		jsonOut   = fs.Bool("json", false, "one JSON object per run on stdout")
 		gobench   = fs.Bool("gobench", false, "Go benchmark lines on stdout (for benchstat)")
 		plotF     = fs.String("plot", "", "write an SVG plot of throughput against streams to this file")
@@ -148,7 +148,8 @@ streams, one line per link model.`)
 		setup.Journal, setup.Size = g.Path, g.Device
 	}
 
-	sw := bench.Sweep{Setup: setup, Streams: streams, Links: models, Variants: variants, Repeat: *repeat}
+	// benchstat wants every sample; the table, JSON and plot the median.
+	sw := bench.Sweep{Setup: setup, Streams: streams, Links: models, Variants: variants, Repeat: *repeat, ReportAll: *gobench}
 	if !*quiet {
 		sw.Progress = e.stderr
 	}
@@ -232,8 +233,9 @@ server acked (read off the ACK frames), and with group commit it is the
 end of a window the source sent and the image is exactly the journal
 replayed up to it; and at the end the image is the whole journal replayed.
 
-Run i uses seed S+i: 'logship bench faults --runs 1 --seed S+i' repeats it
-(the same choices; the processes' timing may interleave differently).
+Run i uses seed S+i: 'logship bench faults --runs 1 --seed S+i' with the
+same --faults and --journal flags repeats it (the same choices; the
+processes' timing may interleave differently).
 Prints a summary; exit 1 if any run failed.`)
 	var (
 		runs     = fs.Int("runs", 20, "number of runs")
@@ -324,6 +326,13 @@ func printCampaign(w io.Writer, s bench.CampaignSummary) {
 	}
 	fmt.Fprintf(w, "divergences: %d\nlost acked windows: %d\n", s.Divergences, s.LostAcked)
 	for _, f := range s.Failed {
-		fmt.Fprintf(w, "FAILED run %d (--runs 1 --seed %d): %s\n", f.Run, f.Seed, f.Err)
+		if f.Run < 0 {
+			fmt.Fprintf(w, "FAILED %s\n", f.Err)
+			continue
+		}
+		fmt.Fprintf(w, "FAILED run %d (to repeat: --runs 1 --seed %d, same --faults and --journal): %s\n", f.Run, f.Seed, f.Err)
+		if f.Log != "" {
+			fmt.Fprintf(w, "--- run %d: the end of its processes' logs ---\n%s", f.Run, f.Log)
+		}
 	}
 }
