@@ -39,6 +39,7 @@ func shipHarness(t *testing.T) *vm.Harness {
 			vmShipErr = err
 			return
 		}
+		defer os.RemoveAll(dir) // Prepare copies it into the initramfs
 		bin := filepath.Join(dir, "logship")
 		cmd := exec.Command("go", "build", "-o", bin, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
