@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/logship/logship/journal"
 )
@@ -37,6 +38,8 @@ type Request struct {
 	Digests *Digests `json:"digests,omitempty"`
 	// OpRead.
 	Read *Read `json:"read,omitempty"`
+	// OpReport.
+	Report *Report `json:"report,omitempty"`
 }
 
 // Open asks the server to open the session's task (named in the hello).
@@ -78,6 +81,18 @@ type TaskStatus struct {
 	ImageSize int64    `json:"image_size"`
 	Durable   Position `json:"durable"`
 	LastError string   `json:"last_error,omitempty"`
+	// The fields below are optional (report.go); an older server leaves
+	// them out.
+	//
+	// DurableTime is when the durable position last moved while this
+	// server process ran (zero if it has not).
+	DurableTime time.Time `json:"durable_time,omitzero"`
+	// Session is the session holding the task, if one does.
+	Session *SessionStatus `json:"session,omitempty"`
+	// Source is the last report of the task's source, and Lag what the
+	// server makes of it (both absent before a source reported).
+	Source *Report `json:"source,omitempty"`
+	Lag    *Lag    `json:"lag,omitempty"`
 }
 
 // Status is the reply to OpStatus.

@@ -51,6 +51,8 @@ type Config struct {
 	// Logf, if set, is told what the server does (sessions, recoveries,
 	// failures).
 	Logf func(format string, args ...any)
+	// Hooks are told of windows and failures as they happen (metrics).
+	Hooks Hooks
 }
 
 func (c *Config) defaults() {
@@ -83,6 +85,8 @@ type Server struct {
 	sessions map[*parallel.Session]*session // sessions known to Serve or Handle
 	lastErr  map[string]string              // task name → why its last session failed
 	idle     chan struct{}                  // closed and replaced whenever a claim is released
+
+	book book // reports, durable times, traffic (report.go)
 
 	// abandon makes sessions stop without syncing anything more, as if
 	// the process died (tests).
@@ -203,7 +207,7 @@ func (srv *Server) session(ps *parallel.Session) *session {
 	defer srv.mu.Unlock()
 	ss := srv.sessions[ps]
 	if ss == nil {
-		ss = &session{srv: srv, ps: ps, accepted: make(chan struct{})}
+		ss = &session{srv: srv, ps: ps, accepted: make(chan struct{}), started: time.Now()}
 		srv.sessions[ps] = ss
 	}
 	return ss
@@ -283,8 +287,9 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 			srv.cfg.Logf("task %s: closing: %v", name, cerr)
 		}
 	}
+	srv.failed(name, err, ps.Err())
 	srv.mu.Lock()
-	delete(srv.sessions, ps)
+	srv.forget(ps)
 	if ss.claimed {
 		delete(srv.claims, name)
 		if err != nil {
@@ -352,6 +357,8 @@ func (srv *Server) Handle(ctx context.Context, ps *parallel.Session, req []byte)
 		return control.Marshal(t), nil
 	case control.OpDigests, control.OpRead:
 		return srv.handleBlocks(ctx, ps, r) // blocks.go
+	case control.OpReport:
+		return srv.handleReport(ps, r.Report) // report.go
 	}
 	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
 }
@@ -372,7 +379,8 @@ func (srv *Server) status() (control.Status, error) {
 		srv.mu.Lock()
 		ts.LastError = srv.lastErr[name]
 		var t *task
-		if ss := srv.claims[name]; ss != nil {
+		ss := srv.claims[name]
+		if ss != nil {
 			t = ss.task.Load()
 		}
 		srv.mu.Unlock()
@@ -383,6 +391,7 @@ func (srv *Server) status() (control.Status, error) {
 		} else if ts.LastError == "" {
 			ts.LastError = err.Error()
 		}
+		srv.describe(&ts, ss)
 		st.Tasks = append(st.Tasks, ts)
 	}
 	return st, nil

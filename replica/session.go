@@ -30,6 +30,9 @@ type session struct {
 	exp    expect       // the next window
 
 	task atomic.Pointer[task] // t, for status, which must not wait for mu
+
+	started time.Time              // when the server accepted the session
+	journal atomic.Pointer[string] // the journal t was opened with, for status
 }
 
 // open handles the open call: it opens or creates the task, recovers it
@@ -90,6 +93,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	pos = resumeAt(pos, o.Journal)
 	ss.t, ss.opened = t, o
 	ss.task.Store(t)
+	ss.journal.Store(&o.Journal)
 	ss.exp = expect{pos: pos, sectorSize: o.SectorSize, size: st.Size}
 	srv.mu.Lock()
 	delete(srv.lastErr, name)
@@ -140,6 +144,7 @@ func (ss *session) receive(ctx context.Context) (err error) {
 			return err
 		}
 		w.pw = pw
+		ss.srv.received(t, w)
 		ss.mu.Lock()
 		ss.exp.pos = w.pos()
 		ss.mu.Unlock()
@@ -189,8 +194,12 @@ func (a *syncApplier) put(ctx context.Context, w *window) error {
 		return a.err
 	}
 	// A window is finished even when the server is shutting down.
+	start := time.Now()
 	err := w.apply(context.WithoutCancel(ctx), a.t.img, a.srv.cfg.Parallel)
 	w.release()
+	if err == nil {
+		a.srv.applied(a.t, w, time.Since(start))
+	}
 	if err == nil {
 		err = a.t.img.Sync()
 	}
@@ -206,6 +215,7 @@ func (a *syncApplier) put(ctx context.Context, w *window) error {
 	}
 	a.t.setDurable(w.pos())
 	a.ps.Ack(w.seq)
+	a.srv.durable(a.t, w)
 	return nil
 }
 
@@ -353,6 +363,7 @@ func (a *groupApplier) commit() error {
 		last := batch[len(batch)-1]
 		a.t.setDurable(last.pos())
 		a.ps.Ack(last.seq)
+		a.srv.durable(a.t, batch...)
 		for _, w := range batch {
 			a.applyQ <- w
 		}
@@ -387,12 +398,14 @@ func (a *groupApplier) apply() error {
 				w.release()
 				continue
 			}
+			start := time.Now()
 			err := w.apply(context.Background(), a.t.img, cfg.Parallel)
 			w.release()
 			if err != nil {
 				a.fail(err)
 				continue
 			}
+			a.srv.applied(a.t, w, time.Since(start))
 			last = w
 			if unsynced += w.bytes; unsynced >= cfg.CheckpointBytes {
 				checkpoint()

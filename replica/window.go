@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -28,7 +29,8 @@ type window struct {
 	data    [][]byte        // payload of each entry; aliases the frames
 	bytes   int64           // payload bytes
 
-	pw *parallel.Window // holds the memory; released after the apply
+	pw   *parallel.Window // holds the memory; released after the apply
+	recv time.Time        // when it was received whole (metrics)
 
 	// Set by the staging log: where the window's closing mark is, so that
 	// the checkpoint can be put after it.

@@ -93,6 +93,10 @@ type Config struct {
 	Drain time.Duration
 	// Log receives the retries and warnings (slog.Default() if nil).
 	Log *slog.Logger
+	// Hooks are told of acks and failures (metrics; report.go).
+	Hooks Hooks
+	// Seq is the journal's place in a rotation (rotate.go), for reports.
+	Seq uint64
 
 	dm dmTarget // the device-mapper; devio if nil (tests replace it)
 }
@@ -114,6 +118,19 @@ type Stats struct {
 	Reconnects int              // sessions opened after a failure
 	Durable    control.Position // the server's durable position, as last known
 	Elapsed    time.Duration    // since Run started
+
+	// For status and metrics (report.go).
+	Log           string       // the journal's path
+	Seq           uint64       // Config.Seq
+	LogSize       int64        // the journal's size in bytes
+	Read          int64        // entries read: the index of the next one
+	Head          int64        // entries the journal is known to hold
+	ReadOffset    int64        // journal offset after the last entry read
+	DurableOffset int64        // journal offset of the first entry not durable (0: unknown)
+	Oldest        time.Time    // when the oldest entry read and not yet durable was read; zero: none
+	StreamWire    []int64      // bytes on the wire per stream index, all sessions
+	Target        TargetStatus // the log-writes target's last status (DMName)
+	LastError     string       // the last failure, cleared by durable progress
 }
 
 // Shipper ships one journal to one task. Run it once.
@@ -129,6 +146,9 @@ type Shipper struct {
 	wireDone int64             // wire bytes of ended sessions
 	pending  []sentWindow      // windows sent in sess, not yet known durable, in order
 	markIdx  int64             // index of FromMark, -1 until found
+
+	openFirst  time.Time // when the first entry of the open window was read
+	streamDone []int64   // wire bytes per stream of ended sessions
 }
 
 // New checks cfg and returns a Shipper.
@@ -176,6 +196,7 @@ func New(cfg Config) (*Shipper, error) {
 		s.lim = rate.NewLimiter(rate.Limit(cfg.BytesPerSecond), burst)
 	}
 	s.st.Task, s.st.Streams = cfg.Client.Task, cfg.Client.Streams
+	s.st.Log, s.st.Seq = cfg.Journal, cfg.Seq
 	return s, nil
 }
 
@@ -188,6 +209,14 @@ func (s *Shipper) Stats() Stats {
 	st.WireBytes = s.wireDone + wireBytes(s.sess)
 	if !s.start.IsZero() {
 		st.Elapsed = time.Since(s.start)
+	}
+	st.StreamWire = append([]int64(nil), s.streamDone...)
+	if s.sess != nil {
+		addStreamWire(&st.StreamWire, s.sess)
+	}
+	st.Oldest = s.openFirst
+	if len(s.pending) > 0 {
+		st.Oldest = s.pending[0].first
 	}
 	return st
 }
@@ -230,6 +259,7 @@ func (s *Shipper) run(parent context.Context) error {
 		return err
 	}
 	defer j.Close()
+	s.update(func(st *Stats) { st.LogSize = j.dev.Size() })
 
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -243,7 +273,7 @@ func (s *Shipper) run(parent context.Context) error {
 			tick, mark = time.Second, false
 		}
 		wg.Go(func() {
-			if err := watchTarget(wctx, cfg.dm, cfg.DMName, tick, mark, s.log); err != nil {
+			if err := watchTarget(wctx, seenDM{cfg.dm, s.noteTarget}, cfg.DMName, tick, mark, s.log); err != nil {
 				cancel(err)
 			}
 		})
@@ -267,11 +297,13 @@ func (s *Shipper) run(parent context.Context) error {
 		if ctx.Err() != nil {
 			return stopErr(ctx, err)
 		}
+		s.noteError(err)
 		if permanent(err) || cfg.RetryFor < 0 {
 			return err
 		}
 		now := time.Now()
 		if after := s.Stats().Durable; after != before {
+			s.update(func(st *Stats) { st.LastError = "" })
 			failSince = time.Time{}
 			backoff = newBackoff()
 		}
@@ -327,7 +359,8 @@ func (s *Shipper) session(ctx context.Context, j *journalFile, id string, super 
 		s.mu.Lock()
 		s.ackedLocked()
 		s.wireDone += wireBytes(sess)
-		s.sess, s.pending = nil, nil
+		addStreamWire(&s.streamDone, sess)
+		s.sess, s.pending, s.openFirst = nil, nil, time.Time{}
 		s.mu.Unlock()
 	}()
 
@@ -353,6 +386,13 @@ func (s *Shipper) session(ctx context.Context, j *journalFile, id string, super 
 	if err != nil {
 		return false, err
 	}
+	rctx, stopReports := context.WithCancel(ctx)
+	var rg sync.WaitGroup
+	rg.Go(func() { s.reportLoop(rctx, sess) })
+	defer func() {
+		stopReports()
+		rg.Wait()
+	}()
 
 	// Sending uses its own context: when ctx ends, what was read is still
 	// sent and acked, for up to Drain.
@@ -548,6 +588,12 @@ func (b *backoff) next() time.Duration {
 type sentWindow struct {
 	seq  uint64
 	next int64 // index of the first entry after it
+
+	// For status and metrics (report.go).
+	nextOff int64     // journal offset after it (0: unknown)
+	entries int64     // entries in it
+	first   time.Time // when its first entry was read
+	sent    time.Time // when its end went out
 }
 
 // windowSender turns entries into frames and windows on one session.
@@ -560,6 +606,9 @@ type windowSender struct {
 	split *barrier.Splitter
 	base  uint64 // wire sequence of the splitter's window 0
 	image int64  // the image size: no entry may reach past it
+
+	lastEnd int64     // journal offset after the last entry sent (0: none yet)
+	readAt  time.Time // when the entry being placed was read
 
 	closed  uint64 // windows closed in this session
 	sentAny bool   // a window was sent
@@ -591,7 +640,7 @@ func (w *windowSender) skip(first, end int64, perWindow int) error {
 		s := w.s
 		s.mu.Lock()
 		s.st.Skipped += n
-		s.pending = append(s.pending, sentWindow{seq: seq, next: i})
+		s.pending = append(s.pending, sentWindow{seq: seq, next: i, first: time.Now(), sent: time.Now()})
 		s.ackedLocked()
 		s.mu.Unlock()
 	}
@@ -629,12 +678,15 @@ func (w *windowSender) ship(ctx context.Context) error {
 		if err := w.check(e); err != nil {
 			return err
 		}
+		w.readAt = time.Now()
+		w.s.noteRead(e, headOf(w.src), w.readAt)
 		sent := false
 		for _, cw := range w.split.Add(e) {
 			if cw.Last() == e.Index {
 				if err := w.sendEntry(e, w.base+cw.Seq); err != nil {
 					return err
 				}
+				w.lastEnd = e.NextOffset()
 				sent = true
 			}
 			if err := w.endWindow(cw); err != nil {
@@ -645,6 +697,8 @@ func (w *windowSender) ship(ctx context.Context) error {
 			if err := w.sendEntry(e, w.base+w.closed); err != nil {
 				return err
 			}
+			w.lastEnd = e.NextOffset()
+			w.s.noteRead(e, 0, w.readAt) // the open window may have just begun
 		}
 	}
 }
@@ -659,6 +713,7 @@ func (w *windowSender) next(ctx context.Context, idle bool) (journal.Entry, erro
 	e, err := w.src.Next(ictx)
 	cancel()
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		w.s.noteHead(headOf(w.src))
 		return e, errIdle
 	}
 	return e, err
@@ -760,7 +815,13 @@ func (w *windowSender) endWindow(cw *barrier.Window) error {
 	s := w.s
 	s.mu.Lock()
 	s.st.Windows++
-	s.pending = append(s.pending, sentWindow{seq: seq, next: cw.Last() + 1})
+	first := s.openFirst
+	if first.IsZero() {
+		first = w.readAt
+	}
+	s.openFirst = time.Time{}
+	s.pending = append(s.pending, sentWindow{seq: seq, next: cw.Last() + 1, nextOff: w.lastEnd,
+		entries: int64(len(cw.Entries)), first: first, sent: time.Now()})
 	s.ackedLocked()
 	s.mu.Unlock()
 	return nil
@@ -777,7 +838,11 @@ func (s *Shipper) ackedLocked() {
 		return
 	}
 	i := 0
+	now := time.Now()
 	for i < len(s.pending) && s.pending[i].seq <= a {
+		if h := s.cfg.Hooks.Acked; h != nil {
+			h(s.pending[i].entries, now.Sub(s.pending[i].sent))
+		}
 		i++
 	}
 	if i == 0 {
@@ -786,4 +851,17 @@ func (s *Shipper) ackedLocked() {
 	last := s.pending[i-1]
 	s.pending = s.pending[i:]
 	s.st.Durable.NextEntry, s.st.Durable.NextWindow = last.next, last.seq+1
+	if last.nextOff > 0 {
+		s.st.DurableOffset = last.nextOff
+	}
+}
+
+// addStreamWire adds the wire bytes of each stream of sess to to.
+func addStreamWire(to *[]int64, sess *parallel.Session) {
+	for i, x := range sess.Stats().Streams {
+		for len(*to) <= i {
+			*to = append(*to, 0)
+		}
+		(*to)[i] += int64(x.BytesOut)
+	}
 }

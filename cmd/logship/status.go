@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/parallel"
+)
+
+func init() {
+	register(command{name: "status", summary: "show a server's tasks: image, durable position, lag, session, last error", run: runStatus})
+}
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status", "--to ADDR [--task NAME] (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [--json]",
+		`Asks a logship server for its tasks and prints, for each: the image size,
+the durable position (journal, entry, window) and when it last moved, the
+session shipping to it (streams, windows and bytes received), the lag of
+the image behind the source, and the last error.
+
+The lag comes from the source: a running 'logship ship' reports every second
+how far its journal goes (entries the log holds, bytes the log-writes target
+has logged, the age of the oldest entry read and not yet durable). It is
+shown with the age of that report; without a report (no ship running, or an
+older one) the lag is unknown.
+
+With --json, one JSON object per task per line (control.TaskStatus, see
+docs/protocol.md section 7.1). Exit status 3 when the server cannot be
+reached, or --task names no task.`)
+	var (
+		to       = fs.String("to", "", "server address, host:port")
+		task     = fs.String("task", "", "show only this task")
+		tlsCert  = fs.String("tls-cert", "", "client certificate (PEM)")
+		tlsKey   = fs.String("tls-key", "", "client key (PEM)")
+		ca       = fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)")
+		pskFile  = fs.String("psk-file", "", "file holding the pre-shared key")
+		insecure = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
+		timeout  = fs.Duration("timeout", 10*time.Second, "give up after this long")
+		jsonOut  = fs.Bool("json", false, "one JSON object per task per line")
+	)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *to == "" {
+		return usagef("--to is required")
+	}
+	cfg := parallel.ClientConfig{Streams: 1}
+	if err := clientAuth(&cfg, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	st, err := fetchStatus(ctx, *to, cfg)
+	if err != nil {
+		return err
+	}
+	tasks := st.Tasks
+	if *task != "" {
+		tasks = nil
+		for _, ts := range st.Tasks {
+			if ts.Name == *task {
+				tasks = append(tasks, ts)
+			}
+		}
+		if len(tasks) == 0 {
+			return fmt.Errorf("server %s has no task %q", *to, *task)
+		}
+	}
+	now := time.Now()
+	for _, ts := range tasks {
+		if *jsonOut {
+			b, _ := json.Marshal(ts)
+			fmt.Fprintf(e.stdout, "%s\n", b)
+			continue
+		}
+		printTaskStatus(e.stdout, ts, now)
+	}
+	if !*jsonOut && len(tasks) == 0 {
+		fmt.Fprintf(e.stdout, "no tasks\n")
+	}
+	return nil
+}
+
+// fetchStatus makes the status call on a session that names no task.
+func fetchStatus(ctx context.Context, addr string, cfg parallel.ClientConfig) (control.Status, error) {
+	var st control.Status
+	sess, err := parallel.Dial(ctx, addr, cfg)
+	if err != nil {
+		return st, err
+	}
+	defer sess.Close()
+	resp, err := sess.Call(ctx, control.Marshal(control.Request{Op: control.OpStatus}))
+	if err != nil {
+		return st, fmt.Errorf("status call to %s: %w", addr, err)
+	}
+	if err := control.Unmarshal(resp, &st); err != nil {
+		return st, fmt.Errorf("status reply of %s: %w", addr, err)
+	}
+	return st, nil
+}
+
+// printTaskStatus prints one task for people.
+func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
+	fmt.Fprintf(w, "task %s\n", ts.Name)
+	fmt.Fprintf(w, "  image:    %s (%d bytes)\n", humanize.IBytes(uint64(max(ts.ImageSize, 0))), ts.ImageSize)
+	d := ts.Durable
+	line := fmt.Sprintf("entry %d, window %d of journal %s", d.NextEntry, d.NextWindow, orNone(d.Journal))
+	if !ts.DurableTime.IsZero() {
+		line += fmt.Sprintf(", moved %s ago", ago(now.Sub(ts.DurableTime)))
+	}
+	fmt.Fprintf(w, "  durable:  %s\n", line)
+	if s := ts.Session; s != nil {
+		var per []string
+		for _, b := range s.StreamBytes {
+			per = append(per, humanize.IBytes(uint64(max(b, 0))))
+		}
+		fmt.Fprintf(w, "  session:  %s, %d streams (%s), %s, up %s: %d windows, %s received\n",
+			s.ID, s.Streams, strings.Join(per, " "), s.Auth, ago(now.Sub(s.Started)), s.Windows, humanize.IBytes(uint64(max(s.Bytes, 0))))
+	} else {
+		fmt.Fprintf(w, "  session:  none\n")
+	}
+	if r := ts.Source; r != nil {
+		src := fmt.Sprintf("log %s", orNone(r.Log))
+		if r.Seq > 0 {
+			src += fmt.Sprintf(" (rotation %d)", r.Seq)
+		}
+		src += fmt.Sprintf(", head entry %d, read %d", r.Head, r.Read)
+		if r.LogSize > 0 && r.LogUsed > 0 {
+			src += fmt.Sprintf(", log %.1f%% used (%s of %s)", 100*float64(r.LogUsed)/float64(r.LogSize),
+				humanize.IBytes(uint64(r.LogUsed)), humanize.IBytes(uint64(r.LogSize)))
+		}
+		fmt.Fprintf(w, "  source:   %s\n", src)
+		if r.LoggingDisabled {
+			fmt.Fprintf(w, "  WARNING:  the log-writes target reports logging_disabled: writes reach the device unlogged; the image needs a resync\n")
+		}
+		if r.Error != "" {
+			fmt.Fprintf(w, "  source error: %s\n", r.Error)
+		}
+	}
+	if l := ts.Lag; l != nil {
+		entries := "unknown (the source reports another journal)"
+		if l.Entries >= 0 {
+			entries = fmt.Sprintf("%d entries", l.Entries)
+		}
+		fmt.Fprintf(w, "  lag:      %s, %s, %.1fs (reported %s ago)\n", entries, humanize.IBytes(uint64(max(l.Bytes, 0))), l.Seconds,
+			ago(time.Duration(l.ReportAge*float64(time.Second))))
+	} else {
+		fmt.Fprintf(w, "  lag:      unknown (no report from a source)\n")
+	}
+	if ts.LastError != "" {
+		fmt.Fprintf(w, "  last error: %s\n", ts.LastError)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// ago rounds d for people.
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}

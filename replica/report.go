@@ -1,0 +1,119 @@
+package replica
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/logship/logship/control"
+	"github.com/logship/logship/parallel"
+)
+
+// book is what the server keeps about its tasks in memory only, for
+// status and metrics: the last report of each task's source, when each
+// task's durable position last moved, and the traffic of ended sessions.
+// Its zero value is ready to use.
+type book struct {
+	mu      sync.Mutex
+	reports map[string]report    // task → its source's last report
+	moved   map[string]time.Time // task → when its durable position last moved
+	traffic []StreamTraffic      // of the sessions that have ended
+}
+
+// report is a Report and when it arrived.
+type report struct {
+	control.Report
+	at time.Time
+}
+
+func (b *book) durableAt(task string, t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.moved == nil {
+		b.moved = make(map[string]time.Time)
+	}
+	b.moved[task] = t
+}
+
+// maxReportAge: a report older than this is dropped from status (its
+// source is long gone).
+const maxReportAge = 24 * time.Hour
+
+// handleReport answers the report call of a session: it keeps the
+// report for the session's task.
+func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte, error) {
+	name := ps.Task()
+	switch {
+	case name == "":
+		return nil, remote(fmt.Errorf("%w: report on a session that names no task", ErrBadRequest))
+	case r == nil:
+		return nil, remote(fmt.Errorf("%w: report without its fields", ErrBadRequest))
+	case len(r.Journal) > control.MaxJournalID || len(r.Log) > 4096 || len(r.Error) > 4096:
+		return nil, remote(fmt.Errorf("%w: report with oversized fields", ErrBadRequest))
+	}
+	if err := CheckTask(name); err != nil {
+		return nil, remote(err)
+	}
+	b := &srv.book
+	b.mu.Lock()
+	if b.reports == nil {
+		b.reports = make(map[string]report)
+	}
+	b.reports[name] = report{Report: *r, at: time.Now()}
+	b.mu.Unlock()
+	return []byte("{}"), nil
+}
+
+// describe adds to ts what the server knows in memory: when the durable
+// position moved, the session holding the task (ss, or nil), the source's
+// last report and the lag it implies.
+func (srv *Server) describe(ts *control.TaskStatus, ss *session) {
+	now := time.Now()
+	b := &srv.book
+	b.mu.Lock()
+	ts.DurableTime = b.moved[ts.Name]
+	rep, ok := b.reports[ts.Name]
+	if ok && now.Sub(rep.at) > maxReportAge {
+		delete(b.reports, ts.Name)
+		ok = false
+	}
+	b.mu.Unlock()
+	if ss != nil {
+		st := ss.ps.Stats()
+		s := &control.SessionStatus{
+			ID:      hex.EncodeToString(idBytes(ss.ps.ID())),
+			Auth:    fmt.Sprint(ss.ps.Auth()),
+			Streams: ss.ps.Streams(),
+			Started: ss.started,
+			Windows: int64(st.Windows),
+			Bytes:   int64(st.DataBytes),
+		}
+		if j := ss.journal.Load(); j != nil {
+			s.Journal = *j
+		}
+		for _, x := range st.Streams {
+			s.StreamBytes = append(s.StreamBytes, int64(x.BytesIn))
+		}
+		ts.Session = s
+	}
+	if !ok {
+		return
+	}
+	r := rep.Report
+	ts.Source = &r
+	age := now.Sub(rep.at).Seconds()
+	lag := &control.Lag{Bytes: r.LagBytes, Seconds: r.LagSeconds, ReportAge: age, Entries: -1}
+	if r.Journal == ts.Durable.Journal {
+		lag.Entries = max(0, r.Head-ts.Durable.NextEntry)
+	}
+	if lag.Seconds > 0 && lag.Entries != 0 {
+		lag.Seconds += age // the entries pending then are older now
+	}
+	if lag.Entries == 0 {
+		lag.Bytes, lag.Seconds = 0, 0
+	}
+	ts.Lag = lag
+}
+
+func idBytes(id [16]byte) []byte { return id[:] }
