@@ -129,8 +129,8 @@ func (t *Tailer) Next(ctx context.Context) (Entry, error) {
 			t.err = err
 			return Entry{}, err
 		}
-		if t.rd != nil && uint64(t.rd.next) < t.safe {
-			continue
+		if t.rd != nil && uint64(t.rd.next) < t.safe && badSince.IsZero() {
+			continue // more entries settled: read them now
 		}
 		select {
 		case <-ctx.Done():
