@@ -74,33 +74,21 @@ func (r *Reader) Offset() int64 { return r.off }
 // Next returns the next entry. It returns io.EOF, unwrapped, after the
 // journal's last entry. Other errors are wrapped in an *EntryError and are
 // sticky.
-func (r *Reader) Next() (Entry, error) {
-	if r.err != nil {
-		return Entry{}, r.err
-	}
-	if r.next >= r.Len() {
-		return Entry{}, io.EOF
-	}
-	e, err := r.readEntry(r.next, r.off, true)
-	if err != nil {
-		r.err = err
-		return Entry{}, err
-	}
-	r.next++
-	r.off = e.NextOffset()
-	return e, nil
-}
+func (r *Reader) Next() (Entry, error) { return r.advance(true) }
 
 // NextHeader is Next for a walk that reads no payloads: it reads only the
 // entry's header, not ahead.
-func (r *Reader) NextHeader() (Entry, error) {
+func (r *Reader) NextHeader() (Entry, error) { return r.advance(false) }
+
+// advance reads the entry at the current position and moves past it.
+func (r *Reader) advance(readAhead bool) (Entry, error) {
 	if r.err != nil {
 		return Entry{}, r.err
 	}
 	if r.next >= r.Len() {
 		return Entry{}, io.EOF
 	}
-	e, err := r.readEntry(r.next, r.off, false)
+	e, err := r.readEntry(r.next, r.off, readAhead)
 	if err != nil {
 		r.err = err
 		return Entry{}, err
@@ -214,13 +202,9 @@ func (r *Reader) SeekEntry(index int64) error {
 		r.next, r.off = 0, int64(r.super.SectorSize)
 	}
 	for r.next < index {
-		e, err := r.readEntry(r.next, r.off, false)
-		if err != nil {
-			r.err = err
+		if _, err := r.advance(false); err != nil {
 			return err
 		}
-		r.next++
-		r.off = e.NextOffset()
 	}
 	return nil
 }
@@ -232,13 +216,10 @@ func (r *Reader) SeekMark(label string) (Entry, error) {
 		return Entry{}, err
 	}
 	for r.next < r.Len() {
-		e, err := r.readEntry(r.next, r.off, false)
+		e, err := r.advance(false)
 		if err != nil {
-			r.err = err
 			return Entry{}, err
 		}
-		r.next++
-		r.off = e.NextOffset()
 		if e.IsMark() && e.Label == label {
 			return e, nil
 		}
