@@ -117,3 +117,8 @@ func (srv *Server) describe(ts *control.TaskStatus, ss *session) {
 }
 
 func idBytes(id [16]byte) []byte { return id[:] }
+
+// Status returns what the status call answers: every task of the
+// directory with its durable position and what the server knows of it in
+// memory (session, source report, lag).
+func (srv *Server) Status() (control.Status, error) { return srv.status() }

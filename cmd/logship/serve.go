@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -48,6 +49,7 @@ with --insecure, which is accepted only on a loopback address.`)
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
 		rotateS   = fs.String("staging-rotate", humanize.IBytes(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
 		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s)")
+		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -102,6 +104,23 @@ with --insecure, which is accepted only on a loopback address.`)
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(e.stderr, "%s serve: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
+	var sm *serveMetrics
+	var hooks replica.Hooks
+	if *metrics != "" {
+		reg := newRegistry()
+		sm = newServeMetrics(reg)
+		hooks = sm.hooks()
+		mctx, stopMetrics := context.WithCancel(ctx)
+		wait, err := startMetrics(mctx, *metrics, reg, slog.New(slog.NewTextHandler(e.stderr, nil)))
+		if err != nil {
+			stopMetrics()
+			return err
+		}
+		defer func() {
+			stopMetrics()
+			wait()
+		}()
+	}
 	srv, err := replica.Open(ctx, replica.Config{
 		Dir:             *dir,
 		SyncPerWindow:   *syncEach,
@@ -110,11 +129,15 @@ with --insecure, which is accepted only on a loopback address.`)
 		CheckpointEvery: *cpEvery,
 		StagingRotate:   int64(rotate),
 		Logf:            logf,
+		Hooks:           hooks,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if sm != nil {
+		sm.setServer(srv)
+	}
 	scfg.Handler = srv.Handle
 	scfg.OnRefuse = func(remote net.Addr, err error) { logf("refused %v: %v", remote, err) }
 	l, err := parallel.Listen(*listen, scfg)

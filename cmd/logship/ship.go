@@ -78,6 +78,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		progress  = fs.String("progress", "auto", "progress on stderr: auto (when a terminal), always or never")
 		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens (sessions, positions) on stderr")
+		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -174,9 +175,28 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		}
 	}
 
+	var sm *shipMetrics
+	if *metrics != "" {
+		reg := newRegistry()
+		sm = newShipMetrics(reg)
+		cfg.Hooks = sm.hooks()
+		mctx, stopMetrics := context.WithCancel(ctx)
+		wait, err := startMetrics(mctx, *metrics, reg, cfg.Log)
+		if err != nil {
+			stopMetrics()
+			return err
+		}
+		defer func() {
+			stopMetrics()
+			wait()
+		}()
+	}
 	s, err := source.New(cfg)
 	if err != nil {
 		return err
+	}
+	if sm != nil {
+		sm.setStats(s.Stats, nil)
 	}
 	var (
 		wg   sync.WaitGroup
