@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,11 @@ type Config struct {
 	// StagingRotate starts a new staging log once one holds this many
 	// bytes (DefaultStagingRotate if 0).
 	StagingRotate int64
-	// Logf, if set, is told what the server does (sessions, recoveries,
-	// failures).
+	// Log is told what the server does (sessions, recoveries, failures),
+	// with levels and attributes. If nil, Logf is told instead.
+	Log *slog.Logger
+	// Logf, if set and Log is nil, is told what the server does, one
+	// line ("message key=value ...") per event.
 	Logf func(format string, args ...any)
 	// Hooks are told of windows and failures as they happen (metrics).
 	Hooks Hooks
@@ -68,9 +72,6 @@ func (c *Config) defaults() {
 	if c.StagingRotate <= 0 {
 		c.StagingRotate = DefaultStagingRotate
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
-	}
 }
 
 // A Server keeps the tasks of one directory and serves sessions of a
@@ -78,6 +79,7 @@ func (c *Config) defaults() {
 // method as the listener's call handler, run Serve, then Close.
 type Server struct {
 	cfg  Config
+	log  *slog.Logger
 	lock *os.File // DIR/.lock, flocked
 
 	mu       sync.Mutex                     // guards the maps
@@ -96,7 +98,7 @@ type Server struct {
 // Open opens (creating if needed) the server directory cfg.Dir, takes its
 // lock, and recovers every task in it: the staging log of each is
 // replayed from its checkpoint onto its image before Open returns.
-// A task that cannot be recovered is reported through Logf and left for
+// A task that cannot be recovered is reported through the log and left for
 // its next open to retry; it does not stop the server.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.defaults()
@@ -120,6 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	srv := &Server{
 		cfg:      cfg,
+		log:      cfg.logger(),
 		lock:     lock,
 		claims:   make(map[string]*session),
 		sessions: make(map[*parallel.Session]*session),
@@ -162,12 +165,12 @@ func (srv *Server) recoverAll(ctx context.Context) error {
 			var res recoverResult
 			res, err = t.recover(ctx, srv.cfg.Retain, srv.cfg.Parallel)
 			if err == nil && res.Windows > 0 {
-				srv.cfg.Logf("task %s: recovered %d windows from the staging log, now at %s (%s)", name, res.Windows, fmtPos(t.position()), res.Stop)
+				srv.log.Info("recovered from the staging log", "task", name, "windows", res.Windows, "position", fmtPos(t.position()), "stop", res.Stop)
 			}
 			t.close()
 		}
 		if err != nil {
-			srv.cfg.Logf("task %s: recovery failed, will retry on open: %v", name, err)
+			srv.log.Error("recovery failed, will retry on open", "task", name, "err", err)
 			srv.lastErr[name] = err.Error()
 		}
 		if ctx.Err() != nil {
@@ -239,7 +242,7 @@ func (srv *Server) claim(ctx context.Context, ss *session, name string) error {
 		default:
 			return fmt.Errorf("%w: task %s is used by another session (%x); retry when it has ended", ErrTaskBusy, name, other.ps.ID())
 		}
-		srv.cfg.Logf("session %x: task %s: waiting for the previous session (%x) to finish", ss.ps.ID(), name, other.ps.ID())
+		srv.log.Info("waiting for the previous session of the task to finish", "session", fmt.Sprintf("%x", ss.ps.ID()), "task", name, "previous", fmt.Sprintf("%x", other.ps.ID()))
 		select {
 		case <-released:
 		case <-timer.C:
@@ -266,15 +269,19 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	}
 	ss.claimErr = err
 	close(ss.accepted)
-	srv.cfg.Logf("session %x: task %q, %d streams, %v", ps.ID(), name, ps.Streams(), ps.Auth())
+	srv.log.Info("session", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "streams", ps.Streams(), "auth", ps.Auth())
 	if err == nil {
 		err = ss.receive(ctx)
 	}
 	if err != nil {
 		ps.Fail(codeOf(err), err.Error())
-		srv.cfg.Logf("session %x: task %q: %v", ps.ID(), name, err)
+		lvl := slog.LevelWarn
+		if errors.Is(err, ErrShutdown) {
+			lvl = slog.LevelInfo
+		}
+		srv.log.Log(ctx, lvl, "session failed", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "kind", ErrorKind(err), "err", err)
 	} else {
-		srv.cfg.Logf("session %x: task %q: ended: %v", ps.ID(), name, ps.Err())
+		srv.log.Info("session ended", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "how", ps.Err())
 	}
 	ps.Close() // waits for the call handlers
 	ss.mu.Lock()
@@ -284,7 +291,7 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	ss.task.Store(nil)
 	if t != nil {
 		if cerr := t.close(); cerr != nil {
-			srv.cfg.Logf("task %s: closing: %v", name, cerr)
+			srv.log.Error("closing the task failed", "task", name, "err", cerr)
 		}
 	}
 	srv.failed(name, err, ps.Err())

@@ -62,7 +62,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	if errors.Is(err, ErrNoTask) && o.Size > 0 {
 		if err = createTask(srv.cfg.Dir, name, o.Size, o.Journal, o.SectorSize); err == nil {
 			created = true
-			srv.cfg.Logf("task %s: created, a %d-byte image", name, o.Size)
+			srv.log.Info("task created", "task", name, "image_size", o.Size)
 			t, err = openTask(srv.cfg.Dir, name)
 		}
 	}
@@ -78,7 +78,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 		return control.Task{}, err
 	}
 	if res.Windows > 0 {
-		srv.cfg.Logf("task %s: recovered %d windows from the staging log, now at %s (%s)", name, res.Windows, fmtPos(t.position()), res.Stop)
+		srv.log.Info("recovered from the staging log", "task", name, "windows", res.Windows, "position", fmtPos(t.position()), "stop", res.Stop)
 	}
 	st := t.state()
 	pos := t.position()
@@ -98,7 +98,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	srv.mu.Lock()
 	delete(srv.lastErr, name)
 	srv.mu.Unlock()
-	srv.cfg.Logf("task %s: open, resuming at %s", name, fmtPos(pos))
+	srv.log.Info("task open", "task", name, "journal", pos.Journal, "next_entry", pos.NextEntry, "next_window", pos.NextWindow)
 	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos}, nil
 }
 

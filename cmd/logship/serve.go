@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
-	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -51,7 +49,12 @@ with --insecure, which is accepted only on a loopback address.`)
 		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s)")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
+	lf := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(e.stderr, false)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
@@ -101,9 +104,6 @@ with --insecure, which is accepted only on a loopback address.`)
 		scfg.Insecure = true
 	}
 
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(e.stderr, "%s serve: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-	}
 	var sm *serveMetrics
 	var hooks replica.Hooks
 	if *metrics != "" {
@@ -111,7 +111,7 @@ with --insecure, which is accepted only on a loopback address.`)
 		sm = newServeMetrics(reg)
 		hooks = sm.hooks()
 		mctx, stopMetrics := context.WithCancel(ctx)
-		wait, err := startMetrics(mctx, *metrics, reg, slog.New(slog.NewTextHandler(e.stderr, nil)))
+		wait, err := startMetrics(mctx, *metrics, reg, log)
 		if err != nil {
 			stopMetrics()
 			return err
@@ -128,7 +128,7 @@ with --insecure, which is accepted only on a loopback address.`)
 		Parallel:        *par,
 		CheckpointEvery: *cpEvery,
 		StagingRotate:   int64(rotate),
-		Logf:            logf,
+		Log:             log,
 		Hooks:           hooks,
 	})
 	if err != nil {
@@ -139,7 +139,9 @@ with --insecure, which is accepted only on a loopback address.`)
 		sm.setServer(srv)
 	}
 	scfg.Handler = srv.Handle
-	scfg.OnRefuse = func(remote net.Addr, err error) { logf("refused %v: %v", remote, err) }
+	scfg.OnRefuse = func(remote net.Addr, err error) {
+		log.Warn("refused a connection", "remote", remote.String(), "err", err)
+	}
 	l, err := parallel.Listen(*listen, scfg)
 	if err != nil {
 		return err
@@ -148,9 +150,10 @@ with --insecure, which is accepted only on a loopback address.`)
 	if *syncEach {
 		mode = "sync per window"
 	}
-	logf("listening on %s (dir %s, %s, credit %s)", l.Addr(), *dir, mode, humanize.IBytes(credit))
+	log.Info(fmt.Sprintf("listening on %s (dir %s, %s, credit %s)", l.Addr(), *dir, mode, humanize.IBytes(credit)),
+		"addr", l.Addr().String(), "dir", *dir, "mode", mode, "credit", credit)
 	err = srv.Serve(ctx, l)
 	l.Close()
-	logf("stopped")
+	log.Info("stopped")
 	return err
 }

@@ -359,7 +359,7 @@ func TestServeKill(t *testing.T) {
 					t.Fatalf("recovered to %+v, not the end of a window sent", st.Durable)
 				}
 				serveSameImage(t, "recovered image", filepath.Join(dir, "vol", "image"), serveReference(t, j, o.Size, st.Durable.NextEntry))
-				if !strings.Contains(p.log(), "task vol: recovered") {
+				if !strings.Contains(p.log(), "recovered from the staging log") || !strings.Contains(p.log(), "task=vol") {
 					t.Errorf("the restarted server did not recover from the staging log:\n%s", p.log())
 				}
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -80,6 +79,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens (sessions, positions) on stderr")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
+	lf := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -156,11 +156,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	default:
 		return usagef("--progress %q: want auto, always or never", *progress)
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if cfg.Log, err = lf.logger(e.stderr, *verbose); err != nil {
+		return err
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
 	if cfg.Size == 0 {
 		switch {
