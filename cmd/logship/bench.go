@@ -231,7 +231,9 @@ A run passes when the source finishes by itself with every entry durable;
 after every server crash the recovered position covers every window the
 server acked (read off the ACK frames), and with group commit it is the
 end of a window the source sent and the image is exactly the journal
-replayed up to it; and at the end the image is the whole journal replayed.
+replayed up to it; and at the end, after an orderly stop and one more start
+of the server, every entry is durable and the image is the whole journal
+replayed.
 
 Run i uses seed S+i: 'logship bench faults --runs 1 --seed S+i' with the
 same --faults and --journal flags repeats it (the same choices; the
@@ -323,6 +325,9 @@ func printCampaign(w io.Writer, s bench.CampaignSummary) {
 	}
 	if s.CrashStates > 0 {
 		fmt.Fprintf(w, "crashtest --explore: %d crash states checked, %d failed\n", s.CrashStates, s.CrashFailed)
+	}
+	if s.StaleStops > 0 {
+		fmt.Fprintf(w, "orderly stops that left the state file behind the staging log: %d (recovered on restart)\n", s.StaleStops)
 	}
 	fmt.Fprintf(w, "divergences: %d\nlost acked windows: %d\n", s.Divergences, s.LostAcked)
 	for _, f := range s.Failed {
