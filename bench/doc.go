@@ -1,5 +1,7 @@
 // Package bench is the test bench: the crash-consistency runner behind
-// `logship crashtest`, and the benchmarks that measure it.
+// `logship crashtest`, the benchmark runs behind `logship bench`, and the
+// fault-injection campaign behind `logship bench faults`
+// (docs/bench.md has the figures).
 //
 // # Crash points in one pass
 //
@@ -59,4 +61,24 @@
 // Crashtest fail at the point where the state first goes wrong.
 //
 // Crashtest needs Linux. Loop devices and mounting need root.
+//
+// # Benchmark runs
+//
+// [Measure] runs one real `logship serve` and one real `logship ship` (as
+// processes, so that each one's CPU time and peak RSS come from getrusage)
+// through a [Proxy] that applies a [Link] model: per-connection and shared
+// token buckets and a delay line for the RTT. The proxy reads the frames
+// it carries into a [Ledger] (sessions, windows, acks), which gives the
+// apply latency of every window. A [Sweep] runs every stream count over
+// every link model and [Variant]; [Table], [WriteJSON], [WriteGoBench] and
+// [Plot] report. [Workload] generates journals to ship.
+//
+// # Fault campaign
+//
+// A [Campaign] ships journals with real processes through the proxy while
+// it kills them, cuts, resets and stalls streams, flips bits on the wire
+// and fills the server's disk, and checks after every server crash and at
+// the end of every run, against the frames the proxy saw and a local
+// replay, that no acked window was lost and that the image is a state at a
+// window boundary.
 package bench
