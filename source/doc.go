@@ -41,6 +41,13 @@
 // random UUIDs and timestamps early, so two runs of the same workload get
 // different identities in practice.
 //
+// A log started by a rotation ([Rotate]) carries, among its first
+// entries, a mark labelled "logship-log.SEQ.NONCE" (SEQ its place in the
+// rotation, NONCE random): its identity covers the entries up to and
+// including that mark when it lies within the first IDPrefix bytes, so a
+// rotated log is identified as soon as its mark is counted, and two
+// generations of one log device never share an identity.
+//
 // # Reconnecting
 //
 // Run reconnects by itself after a lost connection, a server restart or a

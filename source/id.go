@@ -66,6 +66,9 @@ func IdentifyReader(r io.ReaderAt, size int64) (string, journal.Super, error) {
 			return "", jr.Super(), err
 		}
 		end = e.NextOffset()
+		if isLogMark(e) {
+			break // a rotated log: its identity ends at its rotation mark
+		}
 	}
 	id, err := identify(r, jr.Super().SectorSize, end)
 	return id, jr.Super(), err
@@ -87,7 +90,7 @@ func identifyTail(ctx context.Context, r io.ReaderAt, o journal.TailOptions) (st
 			return "", s, err
 		}
 		end = e.NextOffset()
-		if end >= int64(e.SectorSize)+IDPrefix {
+		if end >= int64(e.SectorSize)+IDPrefix || isLogMark(e) {
 			break
 		}
 	}

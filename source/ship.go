@@ -706,6 +706,11 @@ func (w *windowSender) ship(ctx context.Context) error {
 // next returns the next entry; with idle, errIdle when none comes within
 // IdleFlush.
 func (w *windowSender) next(ctx context.Context, idle bool) (journal.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		// A Tailer with entries ready returns them without looking at
+		// ctx: a stop must not wait for the backlog.
+		return journal.Entry{}, err
+	}
 	if !idle {
 		return w.src.Next(ctx)
 	}
