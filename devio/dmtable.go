@@ -104,3 +104,7 @@ func encodeTable(name string, size int, inactive bool) ([]byte, error) {
 	binary.NativeEndian.PutUint32(b[dmFlagsOff:], flags)
 	return b, nil
 }
+
+// CheckDMName reports whether name can name a device-mapper device: not
+// empty, shorter than 128 bytes, without '/' or NUL.
+func CheckDMName(name string) error { return checkDMName(name) }

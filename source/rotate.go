@@ -214,6 +214,14 @@ func Rotate(ctx context.Context, cfg RotateConfig) (RotateResult, error) {
 	if cfg.ZeroBytes <= 0 {
 		cfg.ZeroBytes = 1 << 20
 	}
+	if err := devio.CheckDMName(cfg.DMName); err != nil {
+		return res, err
+	}
+	unlock, err := lockRotation(ctx, cfg.DMName)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	t, err := logWritesTable(dm, cfg.DMName)
 	if err != nil {
 		return res, err
@@ -276,6 +284,39 @@ func Rotate(ctx context.Context, cfg RotateConfig) (RotateResult, error) {
 	log.Info("rotated the log", "device", cfg.DMName, "from", res.Previous, "from_seq", res.PreviousSeq,
 		"to", cfg.NextLog, "seq", res.Seq, "mark", res.Label, "took", res.Elapsed.Round(time.Microsecond))
 	return res, nil
+}
+
+// RotateLockDir holds the lock files that serialize the rotations of a
+// target (ship --rotate-at and logship rotate may both rotate it):
+// RotateLockDir/rotate-NAME.lock, flocked for the whole rotation.
+var RotateLockDir = "/run/logship"
+
+// lockRotation takes the rotation lock of the target name.
+func lockRotation(ctx context.Context, name string) (unlock func(), err error) {
+	if err := os.MkdirAll(RotateLockDir, 0o755); err != nil {
+		return nil, fmt.Errorf("source: rotation lock: %w", err)
+	}
+	p := filepath.Join(RotateLockDir, "rotate-"+name+".lock")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("source: rotation lock: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("source: rotation lock %s: %w", p, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("source: waiting for the rotation lock %s: %w", p, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // logWrites is the table of a log-writes target.

@@ -2,11 +2,14 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -97,6 +100,7 @@ func mm(l *devio.Loop) string {
 
 func TestRotate(t *testing.T) {
 	requireRoot(t)
+	RotateLockDir = t.TempDir()
 	data, _ := loopWith(t, "data", nil, 8<<20)
 	cur, _ := loopWith(t, "a", journalWithMark(t, 3, 1), 4<<20)
 	stale := journalWithMark(t, 1, 2)
@@ -180,5 +184,28 @@ func TestRotate(t *testing.T) {
 	res, err = Rotate(ctx, RotateConfig{DMName: "vol", NextLog: cur.Path(), Reuse: true, dm: dm})
 	if err != nil || res.Next != cur.Path() {
 		t.Fatalf("reuse: %+v, %v", res, err)
+	}
+}
+
+// Two rotations of one target do not interleave: the second waits for the
+// lock (here until its context ends).
+func TestRotateLock(t *testing.T) {
+	RotateLockDir = t.TempDir()
+	unlock, err := lockRotation(t.Context(), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	dm := &fakeRotateDM{}
+	if _, err := Rotate(ctx, RotateConfig{DMName: "vol", NextLog: "/dev/null", dm: dm}); err == nil || !strings.Contains(err.Error(), "rotation lock") {
+		t.Fatalf("Rotate while another holds the lock: %v", err)
+	}
+	unlock()
+	if _, err := Rotate(t.Context(), RotateConfig{DMName: "vol", NextLog: "/dev/null", dm: dm}); err == nil || strings.Contains(err.Error(), "rotation lock") {
+		t.Fatalf("Rotate once the lock is free: %v (want the table's error)", err)
+	}
+	if _, err := Rotate(t.Context(), RotateConfig{DMName: "a/b", NextLog: "/dev/null", dm: dm}); err == nil {
+		t.Fatal("Rotate accepted a name with a slash")
 	}
 }

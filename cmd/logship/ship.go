@@ -53,6 +53,15 @@ until no window has been acked for --retry-for. With --from-mark M the
 entries up to the first mark M are not shipped (for a task whose image was
 synced at that mark).
 
+Log rotation: the kernel's log is linear and stops logging when it is full.
+Give every log device of the target with --log (JOURNAL may then be left
+out): ship drains each log to its end mark and goes on with the one that
+'logship rotate' (or ship itself, past --rotate-at) swapped in, each log its
+own journal on the server, window numbers going on. With --resync-on-gap, a
+target that reports logging_disabled is repaired: a fresh log, a
+differential sync of /dev/mapper/NAME, then shipping from the fresh log's
+rotation mark. docs/production.md has the whole setup.
+
 Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	var (
 		to        = fs.String("to", "", "server address, host:port")
@@ -79,11 +88,12 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens (sessions, positions) on stderr")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
+	ff := addFollowFlags(fs) // shipfollow.go
 	lf := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() != 1 && !(ff.on() && fs.NArg() == 0) {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
 	}
 	if *to == "" || *task == "" {
@@ -95,6 +105,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if *dmName != "" && !*follow {
 		return usagef("--dm-name goes with --follow")
 	}
+	if err := ff.check(*follow, *dmName, fs.Arg(0)); err != nil {
+		return err
+	}
 	if *winEnt < 1 {
 		return usagef("--window-entries %d: want at least 1", *winEnt)
 	}
@@ -103,7 +116,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		return usagef("--window-bytes %q: want a size", *winBytesS)
 	}
 	cfg := source.Config{
-		Journal:  fs.Arg(0),
+		Journal:  ff.journal(fs.Arg(0)),
 		Addr:     *to,
 		Client:   parallel.ClientConfig{Task: *task, Streams: *streams},
 		FromMark: *fromMark,
@@ -189,6 +202,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 			wait()
 		}()
 	}
+	if ff.on() {
+		return runFollow(ctx, e, cfg, ff, fs.Arg(0), showProgress, *jsonOut, sm)
+	}
 	s, err := source.New(cfg)
 	if err != nil {
 		return err
@@ -201,7 +217,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		stop = make(chan struct{})
 	)
 	if showProgress {
-		wg.Go(func() { showShipProgress(e.stderr, s, stop) })
+		wg.Go(func() { showShipProgress(e.stderr, s.Stats, stop) })
 	}
 	st, err := s.Run(ctx)
 	close(stop)
@@ -259,7 +275,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // showShipProgress redraws one line on w twice a second until stop.
-func showShipProgress(w io.Writer, s *source.Shipper, stop <-chan struct{}) {
+func showShipProgress(w io.Writer, stats func() source.Stats, stop <-chan struct{}) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	var lastBytes int64
@@ -270,7 +286,7 @@ func showShipProgress(w io.Writer, s *source.Shipper, stop <-chan struct{}) {
 			fmt.Fprint(w, "\r\033[K")
 			return
 		case now := <-t.C:
-			st := s.Stats()
+			st := stats()
 			rate := float64(st.Bytes-lastBytes) / now.Sub(last).Seconds()
 			lastBytes, last = st.Bytes, now
 			fmt.Fprintf(w, "\r\033[K%s sent, %s/s, %d entries, %d windows, durable to entry %d, %d streams",
