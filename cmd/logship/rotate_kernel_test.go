@@ -208,3 +208,70 @@ func jsonField(obj, name string) string {
 	}
 	return rest[:end]
 }
+
+// TestLoggingDisabledKernel: a 2 MiB log fills while mkfs and a workload
+// run. ship without --resync-on-gap says so loudly and exits 3; ship with
+// it rotates to a fresh log, syncs the differences from the live device and
+// ships the fresh log from its mark; the image ends equal to the data disk.
+func TestLoggingDisabledKernel(t *testing.T) {
+	h := inGuestHarness(t)
+	const script = guestLib + `
+serve_start
+SHIPARGS="--follow --dm-name $DM_NAME --log /dev/vdb --log /dev/vdc --tick 200ms --to $SRV --task vol --insecure --progress never"
+logship ship $SHIPARGS 2>/tmp/ship1.err &
+SHIP=$!
+mkfs.ext4 -q $DEV
+mount -t ext4 -o noinit_itable $DEV $MNT
+workload 16 &
+WL=$!
+rc=0; wait $SHIP || rc=$?
+echo "SHIP1-EXIT $rc"
+echo "STATUS1 $(dmsetup status $DM_NAME)"
+echo "LOUD $(grep -c 'LOGGING DISABLED' /tmp/ship1.err)"
+cat /tmp/ship1.err >/dev/console
+logship ship $SHIPARGS --resync-on-gap --json 2>/dev/console >/tmp/ship2.json &
+SHIP=$!
+wait $WL
+echo "STATUS2 $(dmsetup status $DM_NAME)"
+finish
+sed 's/^/SUMMARY /' /tmp/ship2.json
+`
+	dir := t.TempDir()
+	start := time.Now()
+	res, err := h.Capture(t.Context(), vm.Run{
+		Scenario:   "shell-cmd",
+		Dir:        dir,
+		DataSize:   64 << 20,
+		LogSize:    2 << 20,
+		ExtraDisks: []int64{128 << 20},
+		Env:        map[string]string{"LOGSHIP_CMD": script, "LOGSHIP_SEED": fmt.Sprint(time.Now().UnixNano() % 100000)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Join(res.Output, "\n")
+	if v, _ := guestValue(res.Output, "SHIP1-EXIT "); v != "3" {
+		t.Fatalf("ship without --resync-on-gap exited %q, want 3\n%s", v, out)
+	}
+	if v, _ := guestValue(res.Output, "LOUD "); v == "0" || v == "" {
+		t.Fatalf("ship did not say LOGGING DISABLED\n%s", out)
+	}
+	if v, _ := guestValue(res.Output, "STATUS1 "); !strings.Contains(v, "logging_disabled") {
+		t.Fatalf("the target's status after the first ship: %q, want logging_disabled\n%s", v, out)
+	}
+	if v, _ := guestValue(res.Output, "STATUS2 "); strings.Contains(v, "logging_disabled") {
+		t.Fatalf("the target's status after the repair: %q\n%s", v, out)
+	}
+	checkGuestImage(t, res)
+	sum, _ := guestValue(res.Output, "SUMMARY ")
+	if jsonField(sum, "resyncs") != "1" {
+		t.Fatalf("summary %s: want 1 resync\n%s", sum, out)
+	}
+	t.Logf("%s", out)
+	for _, l := range strings.Split(res.Console, "\n") {
+		if strings.Contains(l, "level=") && !strings.Contains(l, "level=INFO") {
+			t.Logf("console: %s", l)
+		}
+	}
+	t.Logf("guest ran %v (test %v)", res.Elapsed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
