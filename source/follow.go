@@ -14,6 +14,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
 
@@ -207,11 +208,18 @@ func (f *Follower) Run(ctx context.Context) (FollowStats, error) {
 
 func (f *Follower) run(ctx context.Context) error {
 	cfg := &f.cfg
-	cur, err := f.first(ctx)
+	cur, gap, err := f.first(ctx)
 	if err != nil {
 		return err
 	}
 	fromMark := cfg.Ship.FromMark
+	if gap && cfg.ResyncOnGap {
+		f.log.Error("GAP: the task's durable position is in a journal none of the logs holds (a reboot or a crash since?): what was written after it may be missing from the image. Repairing: a fresh log, then a differential sync of the device",
+			"device", cfg.Ship.DMName)
+		if cur, fromMark, err = f.resync(ctx, cur); err != nil {
+			return fmt.Errorf("source: repairing a gap: %w", err)
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	rctx, stopRotating := context.WithCancel(ctx)
@@ -222,6 +230,14 @@ func (f *Follower) run(ctx context.Context) error {
 	for {
 		scfg := cfg.Ship
 		scfg.Journal, scfg.FromMark, scfg.Seq = cur.Path, fromMark, cur.Seq
+		// A log the target no longer writes is complete: ship it to its
+		// last counted entry rather than wait for more.
+		retired := false
+		if cfg.Ship.DMName != "" {
+			if active, err := f.activeLog(); err == nil && active != cur.Path {
+				scfg.Follow, retired = false, true
+			}
+		}
 		sh, err := New(scfg)
 		if err != nil {
 			return err
@@ -230,11 +246,26 @@ func (f *Follower) run(ctx context.Context) error {
 		f.cur, f.curPath, f.curSeq = sh, cur.Path, cur.Seq
 		f.fst.Logs++
 		f.mu.Unlock()
-		f.log.Info("following log", "log", cur.Path, "seq", cur.Seq, "from_mark", fromMark)
+		f.log.Info("following log", "log", cur.Path, "seq", cur.Seq, "from_mark", fromMark, "retired", retired)
 		_, err = sh.Run(ctx)
 		f.finish(sh)
+		if err == nil && retired {
+			if ended, eerr := logEnded(cur.Path); eerr != nil {
+				err = eerr
+			} else if !ended {
+				err = fmt.Errorf("%w: %s, which the target no longer writes, ends without its end mark (the host crashed, or the target was reloaded without a rotation?): what was logged after its last counted entry is not in the image", ErrGap, cur.Path)
+			}
+		}
 		switch {
 		case err == nil:
+		case errors.Is(err, ErrGap) && cfg.ResyncOnGap && ctx.Err() == nil:
+			f.log.Error("GAP: repairing: a fresh log, then a differential sync of the device", "device", cfg.Ship.DMName, "err", err)
+			next, label, rerr := f.resync(ctx, cur)
+			if rerr != nil {
+				return fmt.Errorf("%w; the repair failed: %v", err, rerr)
+			}
+			cur, fromMark = next, label
+			continue
 		case errors.Is(err, ErrLoggingDisabled) && cfg.ResyncOnGap && ctx.Err() == nil:
 			f.log.Error("LOGGING DISABLED: the log-writes target stopped logging (its log is full or failed); writes reach the device unlogged. Repairing: a fresh log, then a differential sync of the device",
 				"device", cfg.Ship.DMName, "log", cur.Path, "err", err)
@@ -279,11 +310,13 @@ func (f *Follower) scanAll() ([]LogInfo, error) {
 // first chooses the log to start with: the one whose journal the server
 // has the durable position of (a restart, maybe in the middle of an old
 // log); else the log the target writes now (with DMName), else the oldest.
-func (f *Follower) first(ctx context.Context) (LogInfo, error) {
+// gap says that the task is durable in a journal (not a sync's) that none
+// of the logs holds: whatever followed it may be missing.
+func (f *Follower) first(ctx context.Context) (start LogInfo, gap bool, err error) {
 	cfg := &f.cfg
 	infos, err := f.scanAll()
 	if err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, false, err
 	}
 	// Where the task stands decides where to start: an older log may not
 	// have been shipped to its end. Wait for the server rather than guess.
@@ -295,13 +328,13 @@ func (f *Follower) first(ctx context.Context) (LogInfo, error) {
 			break
 		}
 		if ctx.Err() != nil || cfg.Ship.RetryFor < 0 || cfg.Ship.RetryFor > 0 && time.Since(since) > cfg.Ship.RetryFor || permanent(err) {
-			return LogInfo{}, fmt.Errorf("source: asking the server where task %s stands: %w", cfg.Ship.Client.Task, err)
+			return LogInfo{}, false, fmt.Errorf("source: asking the server where task %s stands: %w", cfg.Ship.Client.Task, err)
 		}
 		wait := bo.next()
 		f.log.Warn("could not ask the server where the task stands, retrying", "server", cfg.Ship.Addr, "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
-			return LogInfo{}, context.Cause(ctx)
+			return LogInfo{}, false, context.Cause(ctx)
 		case <-time.After(wait):
 		}
 	}
@@ -309,15 +342,14 @@ func (f *Follower) first(ctx context.Context) (LogInfo, error) {
 		for _, in := range infos {
 			if !in.Blank && in.ID == durable.Journal {
 				f.log.Info("resuming a log the server has part of", "log", in.Path, "seq", in.Seq, "durable_entry", durable.NextEntry)
-				return in, nil
+				return in, false, nil
 			}
 		}
 	}
-	var start LogInfo
 	if cfg.Ship.DMName != "" {
 		active, err := f.activeLog()
 		if err != nil {
-			return LogInfo{}, err
+			return LogInfo{}, false, err
 		}
 		for _, in := range infos {
 			if in.Path == active {
@@ -341,19 +373,22 @@ func (f *Follower) first(ctx context.Context) (LogInfo, error) {
 			}
 			select {
 			case <-ctx.Done():
-				return LogInfo{}, context.Cause(ctx)
+				return LogInfo{}, false, context.Cause(ctx)
 			case <-time.After(cfg.Poll):
 			}
 			if infos, err = f.scanAll(); err != nil {
-				return LogInfo{}, err
+				return LogInfo{}, false, err
 			}
 		}
 	}
 	if known && durable.Journal != "" && !control.IsSyncJournal(durable.Journal) && durable.Journal != VerifyJournal {
-		f.log.Warn("the task's durable position is in a journal none of the logs holds: starting a new journal; if that one was not shipped to its end, the image misses its tail (run a differential sync)",
-			"durable_journal", durable.Journal, "durable_entry", durable.NextEntry, "log", start.Path)
+		gap = true
+		if !cfg.ResyncOnGap {
+			f.log.Warn("the task's durable position is in a journal none of the logs holds: starting a new journal; if that one was not shipped to its end, the image misses its tail (run a differential sync, or ship with --resync-on-gap)",
+				"durable_journal", durable.Journal, "durable_entry", durable.NextEntry, "log", start.Path)
+		}
 	}
-	return start, nil
+	return start, gap, nil
 }
 
 // durable asks the server for the task's durable position; known is false
@@ -454,6 +489,37 @@ func (f *Follower) successor(ctx context.Context, cur LogInfo) (LogInfo, bool, e
 		case <-time.After(cfg.Poll):
 		}
 	}
+}
+
+// ErrGap: the image cannot follow the journal from where it stands: a log
+// ended without its end mark, or the task is durable in a journal that
+// none of the logs holds. A differential sync repairs it (ResyncOnGap).
+var ErrGap = errors.New("source: gap in the journal")
+
+// logEnded reports whether the last entry the log at path counts is the
+// kernel's end mark.
+func logEnded(path string) (bool, error) {
+	j, err := openJournal(path, false)
+	if err != nil {
+		return false, err
+	}
+	defer j.Close()
+	r, err := journal.NewReader(j.r, j.dev.Size())
+	if err != nil {
+		return false, j.wrap(err)
+	}
+	n := r.Len()
+	if n == 0 {
+		return false, nil
+	}
+	if err := r.SeekEntry(n - 1); err != nil {
+		return false, j.wrap(err)
+	}
+	e, err := r.NextHeader()
+	if err != nil {
+		return false, j.wrap(err)
+	}
+	return e.IsMark() && e.Label == journal.EndMark, nil
 }
 
 // unmarkedWait is how long a new log may go without its rotation mark

@@ -31,9 +31,15 @@ has logged, the age of the oldest entry read and not yet durable). It is
 shown with the age of that report; without a report (no ship running, or an
 older one) the lag is unknown.
 
+--wait-caught-up (with --task) waits until the ship has made durable
+everything the log-writes target had logged when the command started: a
+report of the ship that arrived at least 1.5 s after the start shows no lag
+in entries. With a frozen or quiet file system, this is the moment to stop
+the ship and verify (docs/production.md). It gives up after --timeout.
+
 With --json, one JSON object per task per line (control.TaskStatus, see
 docs/protocol.md section 7.1). Exit status 3 when the server cannot be
-reached, or --task names no task.`)
+reached, --task names no task, or --wait-caught-up timed out.`)
 	var (
 		to       = fs.String("to", "", "server address, host:port")
 		task     = fs.String("task", "", "show only this task")
@@ -43,6 +49,7 @@ reached, or --task names no task.`)
 		pskFile  = fs.String("psk-file", "", "file holding the pre-shared key")
 		insecure = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		timeout  = fs.Duration("timeout", 10*time.Second, "give up after this long")
+		caughtUp = fs.Bool("wait-caught-up", false, "with --task: wait until everything logged before now is durable")
 		jsonOut  = fs.Bool("json", false, "one JSON object per task per line")
 	)
 	if err := parse(fs, args); err != nil {
@@ -58,9 +65,18 @@ reached, or --task names no task.`)
 	if err := clientAuth(&cfg, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
 		return err
 	}
+	if *caughtUp && *task == "" {
+		return usagef("--wait-caught-up needs --task")
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	st, err := fetchStatus(ctx, *to, cfg)
+	var st control.Status
+	var err error
+	if *caughtUp {
+		st, err = waitCaughtUp(ctx, *to, *task, cfg)
+	} else {
+		st, err = fetchStatus(ctx, *to, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -89,6 +105,43 @@ reached, or --task names no task.`)
 		fmt.Fprintf(e.stdout, "no tasks\n")
 	}
 	return nil
+}
+
+// caughtUpSettle: a report that arrived this long after the wait began
+// reflects what the target had logged when it began (the ship reads the
+// target's status every tick and reports every second).
+const caughtUpSettle = 1500 * time.Millisecond
+
+// waitCaughtUp polls the status until task shows no lag in a report that
+// arrived caughtUpSettle after the start, or ctx ends.
+func waitCaughtUp(ctx context.Context, addr, task string, cfg parallel.ClientConfig) (control.Status, error) {
+	start := time.Now()
+	var last control.TaskStatus
+	for {
+		st, err := fetchStatus(ctx, addr, cfg)
+		if err != nil && ctx.Err() == nil {
+			return st, err
+		}
+		for _, ts := range st.Tasks {
+			if ts.Name != task {
+				continue
+			}
+			last = ts
+			if l := ts.Lag; l != nil && l.Entries == 0 &&
+				time.Since(start)-time.Duration(l.ReportAge*float64(time.Second)) >= caughtUpSettle {
+				return st, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			why := "no report from a ship"
+			if l := last.Lag; l != nil {
+				why = fmt.Sprintf("lag %d entries, %d bytes, %.1fs in a report %.1fs old", l.Entries, l.Bytes, l.Seconds, l.ReportAge)
+			}
+			return st, fmt.Errorf("task %s: not caught up after %v: %s", task, time.Since(start).Round(time.Millisecond), why)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // fetchStatus makes the status call on a session that names no task.

@@ -48,6 +48,7 @@ func TestStatus(t *testing.T) {
 		{[]string{"status", "--to", p.addr}, 2, "choose one authentication"},
 		{[]string{"status", "--to", p.addr, "--insecure", "extra"}, 2, "unexpected arguments"},
 		{[]string{"status", "--to", p.addr, "--insecure", "--task", "nosuch"}, 3, `no task "nosuch"`},
+		{[]string{"status", "--to", p.addr, "--insecure", "--wait-caught-up"}, 2, "--wait-caught-up needs --task"},
 	} {
 		r := logship(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -94,8 +95,18 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	start := time.Now()
+	if r := logship(t, "status", "--to", p.addr, "--insecure", "--task", "vol", "--wait-caught-up", "--timeout", "30s"); r.code != 0 ||
+		time.Since(start) < caughtUpSettle {
+		t.Fatalf("--wait-caught-up with a ship caught up: exit %d after %v, %q", r.code, time.Since(start), r.stderr)
+	}
 	s.cmd.Process.Kill()
 	<-s.done
+	// Without a ship, nothing new is reported: the wait times out.
+	if r := logship(t, "status", "--to", p.addr, "--insecure", "--task", "vol", "--wait-caught-up", "--timeout", "2s"); r.code != 3 ||
+		!strings.Contains(r.stderr, "not caught up") {
+		t.Fatalf("--wait-caught-up without a ship: exit %d, %q", r.code, r.stderr)
+	}
 	// Once the ship is gone: no session; the last error names why.
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		ts = statusJSON(t, "--to", p.addr, "--insecure", "--task", "vol")[0]
