@@ -269,7 +269,12 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	}
 	ss.claimErr = err
 	close(ss.accepted)
-	srv.log.Info("session", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "streams", ps.Streams(), "auth", ps.Auth())
+	// Sessions without a task only make calls (status): debug.
+	lvl := slog.LevelInfo
+	if name == "" {
+		lvl = slog.LevelDebug
+	}
+	srv.log.Log(ctx, lvl, "session", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "streams", ps.Streams(), "auth", ps.Auth())
 	if err == nil {
 		err = ss.receive(ctx)
 	}
@@ -281,7 +286,7 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 		}
 		srv.log.Log(ctx, lvl, "session failed", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "kind", ErrorKind(err), "err", err)
 	} else {
-		srv.log.Info("session ended", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "how", ps.Err())
+		srv.log.Log(ctx, lvl, "session ended", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "how", ps.Err())
 	}
 	ps.Close() // waits for the call handlers
 	ss.mu.Lock()

@@ -256,6 +256,9 @@ func (f *Follower) run(ctx context.Context) error {
 				err = fmt.Errorf("%w: %s, which the target no longer writes, ends without its end mark (the host crashed, or the target was reloaded without a rotation?): what was logged after its last counted entry is not in the image", ErrGap, cur.Path)
 			}
 		}
+		if errors.Is(err, ErrLoggingDisabled) || errors.Is(err, ErrGap) {
+			f.tellServer(ctx, err)
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrGap) && cfg.ResyncOnGap && ctx.Err() == nil:
@@ -488,6 +491,28 @@ func (f *Follower) successor(ctx context.Context, cur LogInfo) (LogInfo, bool, e
 			return LogInfo{}, false, context.Cause(ctx)
 		case <-time.After(cfg.Poll):
 		}
+	}
+}
+
+// tellServer reports err to the server, so that status shows it even when
+// the Shipper never had a session to report in (a log that filled before
+// it was identified).
+func (f *Follower) tellServer(ctx context.Context, err error) {
+	c := f.cfg.Ship.Client
+	c.Streams = 1
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	sess, derr := parallel.Dial(cctx, f.cfg.Ship.Addr, c)
+	if derr != nil {
+		f.log.Debug("could not tell the server", "err", derr)
+		return
+	}
+	defer sess.Close()
+	r := f.Stats().Report(time.Now())
+	r.LoggingDisabled = r.LoggingDisabled || errors.Is(err, ErrLoggingDisabled)
+	r.Error = err.Error()
+	if _, cerr := sess.Call(cctx, control.Marshal(control.Request{Op: control.OpReport, Report: &r})); cerr != nil {
+		f.log.Debug("could not tell the server", "err", cerr)
 	}
 }
 

@@ -195,20 +195,34 @@ func (t TargetStatus) Used() int64 {
 func (s *Shipper) reportLoop(ctx context.Context, sess *parallel.Session) {
 	t := time.NewTicker(ReportEvery)
 	defer t.Stop()
-	for {
+	report := func(ctx context.Context) bool {
 		r := s.Stats().Report(time.Now())
-		if r.Journal != "" {
-			cctx, cancel := context.WithTimeout(ctx, 10*ReportEvery)
-			_, err := sess.Call(cctx, control.Marshal(control.Request{Op: control.OpReport, Report: &r}))
-			cancel()
-			var re *parallel.RemoteError
-			if errors.As(err, &re) && re.Code == control.CodeBadRequest {
-				s.log.Debug("the server does not take reports", "err", err)
-				return
-			}
+		if r.Journal == "" {
+			return true
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*ReportEvery)
+		_, err := sess.Call(cctx, control.Marshal(control.Request{Op: control.OpReport, Report: &r}))
+		cancel()
+		var re *parallel.RemoteError
+		if errors.As(err, &re) && re.Code == control.CodeBadRequest {
+			s.log.Debug("the server does not take reports", "err", err)
+			return false
+		}
+		return true
+	}
+	for {
+		if !report(ctx) {
+			return
 		}
 		select {
 		case <-ctx.Done():
+			// A last report, so that status shows how it ended (the
+			// target's logging_disabled, the last position read).
+			if sess.Err() == nil {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				report(fctx)
+				cancel()
+			}
 			return
 		case <-t.C:
 		}

@@ -218,7 +218,9 @@ func TestLoggingDisabledKernel(t *testing.T) {
 	const script = guestLib + `
 serve_start
 SHIPARGS="--follow --dm-name $DM_NAME --log /dev/vdb --log /dev/vdc --tick 200ms --to $SRV --task vol --insecure --progress never"
-logship ship $SHIPARGS 2>/tmp/ship1.err &
+# The task starts with a first sync and a mark (docs/production.md 4.5).
+MARK=$(logship sync $DEV --to $SRV --task vol --insecure --mark-first --dm-name $DM_NAME --progress never | sed -n 's/^mark \([^:]*\): .*/\1/p')
+logship ship $SHIPARGS --from-mark $MARK 2>/tmp/ship1.err &
 SHIP=$!
 mkfs.ext4 -q $DEV
 mount -t ext4 -o noinit_itable $DEV $MNT
@@ -228,6 +230,7 @@ rc=0; wait $SHIP || rc=$?
 echo "SHIP1-EXIT $rc"
 echo "STATUS1 $(dmsetup status $DM_NAME)"
 echo "LOUD $(grep -c 'LOGGING DISABLED' /tmp/ship1.err)"
+echo "STATUSWARN $(logship status --to $SRV --insecure --task vol | grep -c 'WARNING.*logging_disabled')"
 cat /tmp/ship1.err >/dev/console
 logship ship $SHIPARGS --resync-on-gap --json 2>/dev/console >/tmp/ship2.json &
 SHIP=$!
@@ -255,6 +258,9 @@ sed 's/^/SUMMARY /' /tmp/ship2.json
 	}
 	if v, _ := guestValue(res.Output, "LOUD "); v == "0" || v == "" {
 		t.Fatalf("ship did not say LOGGING DISABLED\n%s", out)
+	}
+	if v, _ := guestValue(res.Output, "STATUSWARN "); v != "1" {
+		t.Fatalf("logship status after the first ship: %q WARNING lines, want 1\n%s", v, out)
 	}
 	if v, _ := guestValue(res.Output, "STATUS1 "); !strings.Contains(v, "logging_disabled") {
 		t.Fatalf("the target's status after the first ship: %q, want logging_disabled\n%s", v, out)
