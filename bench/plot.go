@@ -12,19 +12,20 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // ErrNothingToPlot: no measurement has a throughput.
 var ErrNothingToPlot = errors.New("bench: nothing to plot")
 
-// Plot draws throughput against stream count as an SVG, one line per link
-// model (and variant, when there are several), both axes logarithmic, so
-// that "N streams give N times one stream" is a line of slope 1. For every
-// WAN model with a per-flow cap it also draws, dashed, what the model
-// allows: N × the per-flow cap up to the shared link.
-func Plot(w io.Writer, ms []Measurement, title string) error {
+// Plot draws throughput against stream count, one line per link model
+// (and variant, when there are several), both axes logarithmic, so that
+// "N streams give N times one stream" is a line of slope 1. For every WAN
+// model with a per-flow cap it also draws, dashed, what the model allows:
+// N × the per-flow cap up to the shared link. format is svg, png or pdf.
+func Plot(w io.Writer, ms []Measurement, title, format string) error {
+	if !slices.Contains(PlotFormats, format) {
+		return fmt.Errorf("bench: plot format %q: want one of %v", format, PlotFormats)
+	}
 	type series struct {
 		name string
 		link Link
@@ -73,7 +74,9 @@ func Plot(w io.Writer, ms []Measurement, title string) error {
 	}
 	p.X.Tick.Marker = xt
 	p.Y.Tick.Marker = yTicks{}
-	p.Legend.Top, p.Legend.Left = true, true
+	// Bottom right: throughput grows with streams, so that corner is free.
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(8), vg.Points(8)
 	p.Add(plotter.NewGrid())
 
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -113,13 +116,18 @@ func Plot(w io.Writer, ms []Measurement, title string) error {
 	p.Y.Min, p.Y.Max = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi*1.5)))
 	p.X.Min, p.X.Max = float64(streams[0])/1.2, float64(streams[len(streams)-1])*1.2
 
-	c := vgsvg.New(7*vg.Inch, 4.5*vg.Inch)
-	p.Draw(draw.New(c))
-	if _, err := c.WriteTo(w); err != nil {
+	wt, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, format)
+	if err != nil {
+		return err
+	}
+	if _, err := wt.WriteTo(w); err != nil {
 		return fmt.Errorf("writing the plot: %w", err)
 	}
 	return nil
 }
+
+// PlotFormats are the formats Plot draws.
+var PlotFormats = []string{"svg", "png", "pdf"}
 
 // yTicks labels 1, 2 and 5 times each power of ten.
 type yTicks struct{}

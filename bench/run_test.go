@@ -87,7 +87,7 @@ func TestSweep(t *testing.T) {
 		t.Errorf("table of %d lines:\n%s", n, table.String())
 	}
 	var svg bytes.Buffer
-	if err := bench.Plot(&svg, ms, "smoke"); err != nil {
+	if err := bench.Plot(&svg, ms, "smoke", "svg"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"<svg", "TCP streams", "direct default", "wan:rtt=2ms,flow=400Mbit,link=1Gbit zstd", "limit of the model"} {
@@ -112,7 +112,10 @@ func TestMeasureErrors(t *testing.T) {
 	if err := (bench.Sweep{}).Run(t.Context(), nil); err != bench.ErrNoRuns {
 		t.Errorf("empty sweep: %v", err)
 	}
-	if err := bench.Plot(&bytes.Buffer{}, nil, ""); err != bench.ErrNothingToPlot {
+	if err := bench.Plot(&bytes.Buffer{}, nil, "", "svg"); err != bench.ErrNothingToPlot {
 		t.Errorf("empty plot: %v", err)
+	}
+	if err := bench.Plot(&bytes.Buffer{}, nil, "", "gif"); err == nil {
+		t.Error("a plot in gif")
 	}
 }

@@ -71,12 +71,13 @@ streams, one line per link model.`)
 		repeat    = fs.Int("repeat", 1, "runs per combination; the median throughput is reported (with --gobench, every run)")
 		jsonOut   = fs.Bool("json", false, "one JSON object per run on stdout")
 		gobench   = fs.Bool("gobench", false, "Go benchmark lines on stdout (for benchstat)")
-		plotF     = fs.String("plot", "", "write an SVG plot of throughput against streams to this file")
+		plotF     = fs.String("plot", "", "write a plot of throughput against streams to this file (.svg, .png or .pdf)")
 		title     = fs.String("title", "", "title of the plot")
 		dir       = fs.String("dir", "", "scratch directory for the journal and the servers (default: the system's temp dir)")
 		serveArgs = fs.String("serve-args", "", "extra flags for every logship serve, space-separated")
 		shipArgs  = fs.String("ship-args", "", "extra flags for every logship ship, space-separated")
 		quiet     = fs.BoolP("quiet", "q", false, "no progress on stderr")
+		from      = fs.StringArray("from", nil, "instead of running, read the runs from this --json output (repeatable), to print or --plot them again")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -84,7 +85,11 @@ streams, one line per link model.`)
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
-	if (*journalF == "") == (*workload == "") {
+	if len(*from) > 0 {
+		if *journalF != "" || *workload != "" {
+			return usagef("--from replots and reprints saved runs: no --journal or --workload with it")
+		}
+	} else if (*journalF == "") == (*workload == "") {
 		return usagef("give one of --journal and --workload")
 	}
 	if *jsonOut && *gobench {
@@ -115,8 +120,37 @@ streams, one line per link model.`)
 			variants = append(variants, vv)
 		}
 	}
+	if *plotF != "" && !slices.Contains(bench.PlotFormats, plotFormat(*plotF)) {
+		return usagef("--plot %q: want a .svg, .png or .pdf file", *plotF)
+	}
 	if *repeat < 1 || *repeat > 100 {
 		return usagef("--repeat %d: want 1 to 100", *repeat)
+	}
+	if len(*from) > 0 {
+		var all []bench.Measurement
+		for _, name := range *from {
+			ms, err := readMeasurements(name)
+			if err != nil {
+				return err
+			}
+			all = append(all, ms...)
+		}
+		table := bench.NewTable(e.stdout)
+		for _, m := range all {
+			var err error
+			switch {
+			case *jsonOut:
+				err = bench.WriteJSON(e.stdout, m)
+			case *gobench:
+				err = bench.WriteGoBench(e.stdout, m)
+			default:
+				err = table.Row(m)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return writePlot(*plotF, *title, all)
 	}
 	scratch, err := os.MkdirTemp(*dir, "logship-bench-")
 	if err != nil {
@@ -168,22 +202,57 @@ streams, one line per link model.`)
 	if err != nil {
 		return err
 	}
-	if *plotF != "" {
-		t := *title
-		if t == "" {
-			t = "logship ship: throughput against streams"
-		}
-		f, err := os.Create(*plotF)
-		if err != nil {
-			return err
-		}
-		if err := bench.Plot(f, all, t); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+	return writePlot(*plotF, *title, all)
+}
+
+// writePlot draws ms into the file name (nothing if name is empty).
+func writePlot(name, title string, ms []bench.Measurement) error {
+	if name == "" {
+		return nil
 	}
-	return nil
+	if title == "" {
+		title = "logship ship: throughput against streams"
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := bench.Plot(f, ms, title, plotFormat(name)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// readMeasurements reads the lines of a `logship bench --json` output.
+func readMeasurements(name string) ([]bench.Measurement, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var ms []bench.Measurement
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var m bench.Measurement
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			return nil, fmt.Errorf("%s:%d: not a logship bench --json line: %v", name, i+1, err)
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("%s: no runs", name)
+	}
+	return ms, nil
+}
+
+// plotFormat is the format a plot file's extension names (svg if none).
+func plotFormat(name string) string {
+	if ext := strings.TrimPrefix(filepath.Ext(name), "."); ext != "" {
+		return strings.ToLower(ext)
+	}
+	return "svg"
 }
 
 // defaultShape is the committed kernel journal, when run from the

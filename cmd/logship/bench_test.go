@@ -24,6 +24,9 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--workload", "seq", "--compare", "lz4"}, 2, "--compare"},
 		{[]string{"bench", "--workload", "seq", "--size", "lots"}, 2, "--size"},
 		{[]string{"bench", "--workload", "seq", "--json", "--gobench"}, 2, "exclude each other"},
+		{[]string{"bench", "--workload", "seq", "--plot", "x.gif"}, 2, "--plot"},
+		{[]string{"bench", "--from", "x.json", "--workload", "seq"}, 2, "--from"},
+		{[]string{"bench", "--from", "/nonexistent.json"}, 3, "nonexistent"},
 		{[]string{"bench", "--workload", "zipf", "--size", "1MiB", "-q"}, 3, "bad workload"},
 		{[]string{"bench", "faults", "--help"}, 0, "kill-serve"},
 		{[]string{"bench", "faults", "--runs", "0"}, 2, "--runs"},
@@ -72,6 +75,14 @@ func TestBench(t *testing.T) {
 	b, err := os.ReadFile(svg)
 	if err != nil || !strings.Contains(string(b), "<svg") || !strings.Contains(string(b), "loopback") {
 		t.Errorf("plot: %v, %.200s", err, b)
+	}
+	// The saved runs, printed and plotted again.
+	saved := filepath.Join(dir, "runs.json")
+	os.WriteFile(saved, []byte(r.stdout), 0o600)
+	png := filepath.Join(dir, "streams.png")
+	r = logship(t, "bench", "--from", saved, "--plot", png)
+	if b, err := os.ReadFile(png); r.code != 0 || err != nil || !strings.HasPrefix(string(b), "\x89PNG") || strings.Count(r.stdout, "\n") != 5 {
+		t.Errorf("--from: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
 	// The default output: a table, and Go benchmark lines.
 	r = logship(t, "bench", "--workload", "seq", "--size", "3MiB", "--streams", "2", "--link", "direct", "--dir", dir, "-q")
