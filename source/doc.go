@@ -75,6 +75,27 @@
 // window is closed and sent early (adding a barrier is always safe), so
 // entries never wait for the next barrier to be shipped.
 //
+// # Log rotation
+//
+// The kernel's log is linear: full, it stops logging. [Rotate] swaps a
+// target's log device for a fresh one (zeroed start, table load, suspend,
+// resume: the old target writes its end mark while it is torn down) and
+// logs a rotation mark "logship-log.SEQ.NONCE" in the new log, SEQ one
+// more than the old log's. A [Follower] ships a target's logs in that
+// order, each by a Shipper to its end mark, each its own journal on the
+// server: a new journal starts at entry 0 and window numbers go on, so
+// nothing is skipped or sent twice. Resuming needs nothing but the
+// server's durable position: the Follower starts with the log whose
+// identity is that position's journal (an old log not shipped to its end
+// is drained first: the target's table says it is no longer current, so
+// it is read at rest to its last counted entry), then follows the
+// rotation marks. A log is only reused once the server holds all of it
+// (Rotate's Check; the Follower rotates only while it ships the current
+// log). A task durable in a journal none of the logs holds, a log that
+// ends without its end mark, or logging_disabled, are gaps: with
+// ResyncOnGap the Follower rotates to a fresh log, syncs the differences
+// from the live device and ships the fresh log from its rotation mark.
+//
 // Memory is bounded by the session's credit (frames queued) and the
 // journal reader's read-ahead, whatever the journal's size.
 package source
