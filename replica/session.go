@@ -175,7 +175,13 @@ func (srv *Server) newApplier(ps *parallel.Session, t *task, exp expect) (applie
 	if srv.cfg.SyncPerWindow {
 		return &syncApplier{srv: srv, ps: ps, t: t, ss: exp.sectorSize}, nil
 	}
-	return srv.newGroupApplier(ps, t, exp)
+	ga, err := srv.newGroupApplier(ps, t, exp)
+	if err != nil {
+		// A nil *groupApplier in the interface would not be nil, and
+		// receive would call finish on it.
+		return nil, err
+	}
+	return ga, nil
 }
 
 // syncApplier is the simple mode: apply, fdatasync the image, save the
