@@ -67,11 +67,11 @@ serve_start() {
 	done
 }
 # workload SECONDS: writes, overwrites, appends and deletes of files, a
-# sync now and then, until SECONDS have passed.
+# sync now and then, until SECONDS have passed or /tmp/workload.stop exists.
 workload() {
 	end=$(($(date +%s) + $1))
 	i=0
-	while [ $(date +%s) -lt $end ]; do
+	while [ $(date +%s) -lt $end ] && [ ! -e /tmp/workload.stop ]; do
 		i=$((i + 1))
 		pick 12; f=$MNT/f$R
 		pick 4
@@ -129,10 +129,10 @@ func tail(s string, n int) string {
 }
 
 // TestRotateKernel: ship follows two log devices while `logship rotate`
-// swaps them every second under a running workload (each swap waiting,
-// through the server, until the log it reuses has been shipped), and ship
-// itself rotates past --rotate-at; after all the rotations the image
-// equals the data disk.
+// swaps them six times, a second apart, under a running workload (each swap
+// waiting, through the server, until the log it reuses has been shipped),
+// then ship itself rotates twice past --rotate-at; after all the rotations
+// the image equals the data disk.
 func TestRotateKernel(t *testing.T) {
 	h := inGuestHarness(t)
 	const script = guestLib + `
@@ -142,13 +142,13 @@ logship ship --follow --dm-name $DM_NAME --log /dev/vdb --log /dev/vdc --tick 20
 SHIP=$!
 mkfs.ext4 -q $DEV
 mount -t ext4 -o noinit_itable $DEV $MNT
-workload 24 &
+workload 180 &
 WL=$!
-# Manual rotations for the first half, each to the log the target does
-# not use; then only ship's own, past --rotate-at.
+# Six manual rotations under the workload, each to the log the target does
+# not use; then the workload goes on until ship has rotated twice by itself,
+# past --rotate-at. Counted, not timed: a slow machine only takes longer.
 rot=0
-manual_end=$(($(date +%s) + 12))
-while kill -0 $WL 2>/dev/null && [ $(date +%s) -lt $manual_end ]; do
+while [ $rot -lt 6 ]; do
 	sleep 1
 	cur=$(dmsetup table $DM_NAME | awk '{print $5}')
 	if [ "$cur" = "$(stat -c %t:%T /dev/vdb | awk -F: '{printf "%d:%d", "0x"$1, "0x"$2}')" ]; then next=/dev/vdc; else next=/dev/vdb; fi
@@ -161,6 +161,14 @@ while kill -0 $WL 2>/dev/null && [ $(date +%s) -lt $manual_end ]; do
 	fi
 	rot=$((rot + 1)); cat /tmp/rot.out >/dev/console
 done
+# The source's report names the log sequence number ship follows (0 first).
+while :; do
+	seq=$(logship status --to $SRV --insecure --json --task vol | sed -n 's/.*"seq":\([0-9]*\).*/\1/p')
+	[ "${seq:-0}" -lt $((rot + 2)) ] || break
+	kill -0 $WL 2>/dev/null || { echo "the workload ended before ship rotated twice by itself"; break; }
+	sleep 0.5
+done
+touch /tmp/workload.stop
 wait $WL
 echo "ROTATIONS $rot"
 finish
