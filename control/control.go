@@ -55,6 +55,14 @@ type Open struct {
 	// SectorSize is the journal's sector size: the unit of the entries'
 	// sectors in DATA frames.
 	SectorSize uint32 `json:"sector_size"`
+	// At opens the task read-only, as it was at the first MARK entry of a
+	// source journal labeled At (every entry before it applied, none
+	// after): the server rebuilds that state from its retained staging
+	// logs, which must reach back to the task's creation (serve --retain
+	// from the start). The block calls then read that state; windows are
+	// refused. A server that does not know the field ignores it, so a
+	// client checks Task.At in the reply.
+	At string `json:"at,omitempty"`
 }
 
 // Position is where a task's image stands: every window of Journal up to
@@ -73,6 +81,8 @@ type Task struct {
 	ImageSize int64    `json:"image_size"`
 	Created   bool     `json:"created"`
 	Durable   Position `json:"durable"`
+	// At echoes Open.At when the session reads the state at that mark.
+	At string `json:"at,omitempty"`
 }
 
 // TaskStatus describes one task in a Status reply.
@@ -174,6 +184,8 @@ const (
 	CodeNoSpace    = 0x109 // the server's disk is full (retryable)
 	CodeIO         = 0x10A // another I/O error on the server (retryable)
 	CodeShutdown   = 0x10B // the server is shutting down (retryable)
+	CodeNoHistory  = 0x10C // open at a mark: the mark is not in the retained staging logs, or they do not reach back to the task's creation
+	CodeReadOnly   = 0x10D // a window on a session opened at a mark
 )
 
 // Retryable reports whether an error with this code may go away by itself:

@@ -62,7 +62,7 @@ func (srv *Server) openedTask(ctx context.Context, ps *parallel.Session) (*task,
 
 // readBytes answers OpRead.
 func readBytes(t *task, r *control.Read) ([]byte, error) {
-	if err := r.Check(t.img.Size()); err != nil {
+	if err := r.Check(t.view().Size()); err != nil {
 		return nil, fmt.Errorf("%w: task %s: %w", ErrBadRequest, t.name, err)
 	}
 	data := make([]byte, r.Length)
@@ -74,14 +74,15 @@ func readBytes(t *task, r *control.Read) ([]byte, error) {
 
 // readImageAt reads len(p) bytes of t's image at off.
 func readImageAt(t *task, p []byte, off int64) error {
-	n, err := t.img.ReadAt(p, off)
+	img := t.view()
+	n, err := img.ReadAt(p, off)
 	if n == len(p) {
 		return nil
 	}
 	if err == nil {
 		err = fmt.Errorf("short read")
 	}
-	return fmt.Errorf("task %s: reading %d bytes of %s at %d: %w", t.name, len(p), t.img.Path(), off, err)
+	return fmt.Errorf("task %s: reading %d bytes of %s at %d: %w", t.name, len(p), img.Path(), off, err)
 }
 
 // digestParallel is how many blocks one digests call reads at once.
@@ -95,7 +96,7 @@ func (srv *Server) digests(ctx context.Context, t *task, d *control.Digests) ([]
 		return nil, fmt.Errorf("%w: task %s: %w", ErrBadRequest, t.name, err)
 	}
 	tr := d.Tree
-	if size := t.img.Size(); tr.Size > size {
+	if size := t.view().Size(); tr.Size > size {
 		return nil, fmt.Errorf("%w: task %s: a digest tree of %d bytes over a %d-byte image", ErrBadRequest, t.name, tr.Size, size)
 	}
 	// own[j] is the digest of the j-th node asked for, down[j] its

@@ -37,6 +37,12 @@ var (
 	ErrCorrupt = errors.New("replica: corrupt task state")
 	// ErrDirBusy: another server uses the directory.
 	ErrDirBusy = errors.New("replica: directory in use by another server")
+	// ErrNoHistory: an open at a mark the retained staging logs cannot
+	// rebuild: the mark is not in them, or they do not reach back to the
+	// task's creation.
+	ErrNoHistory = errors.New("replica: no history to the mark")
+	// ErrReadOnly: a window on a session that opened a task at a mark.
+	ErrReadOnly = errors.New("replica: task opened read-only at a mark")
 )
 
 // codeOf is the application code (control.Code*) that tells the client
@@ -61,6 +67,10 @@ func codeOf(err error) parallel.Code {
 		return control.CodeNotOpen
 	case errors.Is(err, ErrShutdown):
 		return control.CodeShutdown
+	case errors.Is(err, ErrNoHistory):
+		return control.CodeNoHistory
+	case errors.Is(err, ErrReadOnly):
+		return control.CodeReadOnly
 	case isNoSpace(err):
 		return control.CodeNoSpace
 	}

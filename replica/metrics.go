@@ -50,6 +50,10 @@ func ErrorKind(err error) string {
 		return "no_space"
 	case control.CodeShutdown:
 		return "shutdown"
+	case control.CodeNoHistory:
+		return "no_history"
+	case control.CodeReadOnly:
+		return "read_only"
 	}
 	return "io"
 }

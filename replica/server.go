@@ -418,6 +418,8 @@ func checkOpen(o control.Open) error {
 		return fmt.Errorf("%w: open: sector size %d is not a power of two from %d to %d", ErrBadRequest, o.SectorSize, journal.MinSectorSize, journal.MaxSectorSize)
 	case len(o.Journal) > control.MaxJournalID:
 		return fmt.Errorf("%w: open: journal identity of %d bytes, at most %d", ErrBadRequest, len(o.Journal), control.MaxJournalID)
+	case len(o.At) > MaxAtLabel:
+		return fmt.Errorf("%w: open: a mark label of %d bytes, at most %d", ErrBadRequest, len(o.At), MaxAtLabel)
 	}
 	for i := 0; i < len(o.Journal); i++ {
 		if c := o.Journal[i]; c < 0x20 || c > 0x7e {

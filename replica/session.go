@@ -59,11 +59,19 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	}
 	created := false
 	t, err := openTask(srv.cfg.Dir, name)
-	if errors.Is(err, ErrNoTask) && o.Size > 0 {
+	if errors.Is(err, ErrNoTask) && o.Size > 0 && o.At == "" {
 		if err = createTask(srv.cfg.Dir, name, o.Size, o.Journal, o.SectorSize); err == nil {
 			created = true
 			srv.log.Info("task created", "task", name, "image_size", o.Size)
 			t, err = openTask(srv.cfg.Dir, name)
+		}
+		if err == nil && srv.cfg.Retain && !srv.cfg.SyncPerWindow {
+			// Every window of this task will stay in its staging logs.
+			st := t.state()
+			st.History = true
+			if err = t.save(st); err != nil {
+				t.close()
+			}
 		}
 	}
 	if errors.Is(err, ErrNoTask) {
@@ -90,6 +98,14 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 		t.close()
 		return control.Task{}, fmt.Errorf("%w: task %s: journal %s has %d-byte sectors, open says %d", ErrMismatch, name, o.Journal, st.SectorSize, o.SectorSize)
 	}
+	if o.At != "" {
+		where, err := t.openAt(ctx, o.At, srv.cfg.Parallel)
+		if err != nil {
+			t.close()
+			return control.Task{}, err
+		}
+		srv.log.Info("task open at a mark", "task", name, "mark", o.At, "found", where)
+	}
 	pos = resumeAt(pos, o.Journal)
 	ss.t, ss.opened = t, o
 	ss.task.Store(t)
@@ -99,7 +115,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	delete(srv.lastErr, name)
 	srv.mu.Unlock()
 	srv.log.Info("task open", "task", name, "journal", pos.Journal, "next_entry", pos.NextEntry, "next_window", pos.NextWindow)
-	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos}, nil
+	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos, At: o.At}, nil
 }
 
 // resumeAt is where a source shipping journalID resumes on a task at
@@ -132,11 +148,15 @@ func (ss *session) receive(ctx context.Context) (err error) {
 			return nil // the client closed or failed: the transport told it
 		}
 		ss.mu.Lock()
-		t, exp := ss.t, ss.exp
+		t, exp, at := ss.t, ss.exp, ss.opened.At
 		ss.mu.Unlock()
 		if t == nil {
 			pw.Release()
 			return fmt.Errorf("%w: window %d arrived before open", ErrNotOpen, pw.Seq)
+		}
+		if at != "" {
+			pw.Release()
+			return fmt.Errorf("%w: window %d on a session that opened task %s at mark %q", ErrReadOnly, pw.Seq, t.name, at)
 		}
 		w, err := decodeWindow(pw.Seq, pw.Frames, exp)
 		if err != nil {
@@ -172,6 +192,13 @@ type applier interface {
 
 // newApplier starts the applier of a session whose first window is exp.
 func (srv *Server) newApplier(ps *parallel.Session, t *task, exp expect) (applier, error) {
+	if st := t.state(); st.History && (srv.cfg.SyncPerWindow || !srv.cfg.Retain) {
+		// These windows will not all stay in the staging logs.
+		st.History = false
+		if err := t.save(st); err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.name, err)
+		}
+	}
 	if srv.cfg.SyncPerWindow {
 		return &syncApplier{srv: srv, ps: ps, t: t, ss: exp.sectorSize}, nil
 	}

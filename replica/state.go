@@ -34,6 +34,13 @@ type State struct {
 	Durable control.Position `json:"durable"`
 	// Checkpoint is where recovery resumes in the staging logs.
 	Checkpoint Checkpoint `json:"checkpoint"`
+	// History says that every window applied to the image since the task
+	// was created is in the staging logs, numbered from 1 and all
+	// retained: the image's state at any mark can be rebuilt from them
+	// (open at a mark). A task created by a server with Retain and group
+	// commit has it; a server that removes staging logs or applies a
+	// window without one clears it for good.
+	History bool `json:"history,omitempty"`
 }
 
 // Checkpoint is a place in the staging logs: the first entry recovery has

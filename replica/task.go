@@ -25,6 +25,12 @@ type task struct {
 	dir  string
 	img  *devio.Device
 
+	// at, when the task was opened at a mark, is the state at that mark,
+	// rebuilt in the temporary file atPath; the block calls read it
+	// instead of img.
+	at     *devio.Device
+	atPath string
+
 	mu      sync.Mutex       // guards st and durable
 	st      State            // as last saved
 	durable control.Position // every window before it is durable
@@ -60,11 +66,33 @@ func (t *task) save(st State) error {
 	return nil
 }
 
-func (t *task) close() error {
-	if t.img == nil {
-		return nil
+// view is what the block calls read: the state at the mark the task was
+// opened at, or the image.
+func (t *task) view() *devio.Device {
+	if t.at != nil {
+		return t.at
 	}
-	err := t.img.Close()
+	return t.img
+}
+
+func (t *task) close() error {
+	var err error
+	if t.at != nil {
+		err = t.at.Close()
+		t.at = nil
+	}
+	if t.atPath != "" {
+		if rerr := os.Remove(t.atPath); rerr != nil && err == nil {
+			err = ioErr("removing", t.atPath, rerr)
+		}
+		t.atPath = ""
+	}
+	if t.img == nil {
+		return err
+	}
+	if cerr := t.img.Close(); err == nil {
+		err = cerr
+	}
 	t.img = nil
 	return err
 }
@@ -143,6 +171,10 @@ func openTask(root, name string) (*task, error) {
 		img.Close()
 		return nil, fmt.Errorf("%w: %s is a %v of %d bytes, the state says a file of %d", ErrCorrupt, p, img.Kind(), img.Size(), st.Size)
 	}
+	if err := removeAtFiles(dir); err != nil {
+		img.Close()
+		return nil, err
+	}
 	return &task{name: name, dir: dir, img: img, st: st, durable: st.Durable}, nil
 }
 
@@ -159,6 +191,12 @@ type recoverResult struct {
 // does first, after a crash or not.
 func (t *task) recover(ctx context.Context, retain bool, par int) (recoverResult, error) {
 	st := t.state()
+	if st.History && !retain {
+		st.History = false // the staging logs are about to go
+		if err := t.save(st); err != nil {
+			return recoverResult{}, err
+		}
+	}
 	if st.Checkpoint.Staging == 0 {
 		if !retain {
 			if err := removeStaging(t.dir, 0); err != nil {

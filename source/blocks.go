@@ -26,15 +26,18 @@ var ErrSize = errors.New("source: device size")
 // openBlocks opens the task in sess for block calls (and, for sync, for
 // windows of the sync journal id). size > 0 creates the task with that
 // size if it does not exist.
-func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id string) (control.Task, error) {
-	req := control.Request{Op: control.OpOpen, Open: &control.Open{Size: size, Journal: id, SectorSize: BlockSectorSize}}
+func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id, at string) (control.Task, error) {
+	req := control.Request{Op: control.OpOpen, Open: &control.Open{Size: size, Journal: id, SectorSize: BlockSectorSize, At: at}}
 	resp, err := sess.Call(ctx, control.Marshal(req))
 	if err != nil {
 		var re *parallel.RemoteError
 		if errors.As(err, &re) && sess.Err() == nil {
 			te := &TaskError{Task: sess.Task(), Err: err}
-			if re.Code == control.CodeNoTask {
+			switch re.Code {
+			case control.CodeNoTask:
 				te.Hint = "sync the device to it first"
+			case control.CodeNoHistory:
+				te.Hint = "the state at a mark needs logship serve --retain from the task's creation on"
 			}
 			return control.Task{}, te
 		}
@@ -46,6 +49,11 @@ func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id stri
 	}
 	if t.ImageSize <= 0 || t.Durable.Journal != id {
 		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("the server answered open with %+v", t)}
+	}
+	if t.At != at {
+		// A server that does not know Open.At ignores it: it would give the
+		// image as it is now.
+		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("%w: the server does not open a task at a mark (a logship serve older than this client?)", ErrNotSupported)}
 	}
 	return t, nil
 }

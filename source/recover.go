@@ -15,8 +15,9 @@ import (
 	"github.com/logship/logship/parallel"
 )
 
-// ErrNotSupported: a feature that is not there yet.
-var ErrNotSupported = errors.New("source: not supported yet")
+// ErrNotSupported: the server does not do what was asked (an older
+// version).
+var ErrNotSupported = errors.New("source: not supported by the server")
 
 // RecoverConfig configures Recover.
 type RecoverConfig struct {
@@ -36,8 +37,11 @@ type RecoverConfig struct {
 	// Parallel is how many blocks are read, and pieces fetched, at once
 	// (DefaultParallel if 0).
 	Parallel int
-	// At recovers the state of the image at a mark. Not supported yet: it
-	// needs the server to replay its retained staging logs.
+	// At recovers the state of the image at the first mark with this
+	// label that the source shipped (everything written before it, nothing
+	// after), rather than the image as it is: the server rebuilds it from
+	// its staging logs, which it must have retained since the task was
+	// created (logship serve --retain).
 	At string
 	// Progress, if set, is updated as the recovery goes.
 	Progress *Progress
@@ -78,8 +82,6 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 	switch {
 	case cfg.Target == "" || cfg.Addr == "" || cfg.Client.Task == "":
 		return st, errors.New("source: recover: no target, server address or task")
-	case cfg.At != "":
-		return st, fmt.Errorf("%w: recovering the state at a mark (the server would replay its retained staging logs up to it)", ErrNotSupported)
 	}
 	_, statErr := os.Stat(cfg.Target)
 	existed := statErr == nil
@@ -107,7 +109,7 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 		st.Calls, st.CallBytes = c.calls.Load(), c.bytes.Load()
 		st.Elapsed = time.Since(start)
 	}()
-	task, err := openBlocks(ctx, sess, 0, VerifyJournal)
+	task, err := openBlocks(ctx, sess, 0, VerifyJournal, cfg.At)
 	if err != nil {
 		return st, err
 	}

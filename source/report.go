@@ -83,6 +83,10 @@ func codeName(code uint16) string {
 		return "io"
 	case control.CodeShutdown:
 		return "shutdown"
+	case control.CodeNoHistory:
+		return "no_history"
+	case control.CodeReadOnly:
+		return "read_only"
 	}
 	if code < uint16(parallel.CodeApplication) {
 		return "transport"

@@ -387,8 +387,8 @@ func TestVerifySizes(t *testing.T) {
 	}
 }
 
-// TestRecoverRefused: a locked target, and --at, are refused before
-// anything is written.
+// TestRecoverRefused: a locked target, and --at on a server that did not
+// retain the task's history, are refused before anything is written.
 func TestRecoverRefused(t *testing.T) {
 	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
 	src, _ := blkDevice(t, 7, 1<<20)
@@ -407,8 +407,9 @@ func TestRecoverRefused(t *testing.T) {
 		t.Fatalf("recover into a locked file: %v", err)
 	}
 	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("lk"), At: "m"})
-	if !errors.Is(err, ErrNotSupported) {
-		t.Fatalf("recover --at: %v", err)
+	var re *parallel.RemoteError
+	if !errors.As(err, new(*TaskError)) || !errors.As(err, &re) || re.Code != control.CodeNoHistory {
+		t.Fatalf("recover --at without a retained history: %v", err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Fatalf("the target was written: %q", b)

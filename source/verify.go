@@ -105,7 +105,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (res VerifyResult, err error)
 		res.Calls, res.CallBytes = c.calls.Load(), c.bytes.Load()
 		res.Elapsed = time.Since(start)
 	}()
-	task, err := openBlocks(ctx, sess, 0, VerifyJournal)
+	task, err := openBlocks(ctx, sess, 0, VerifyJournal, "")
 	if err != nil {
 		return res, err
 	}

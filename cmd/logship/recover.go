@@ -30,8 +30,13 @@ without comparing (the default for a new or empty file). A file TARGET is cut
 or extended to the image's size; a block device must be at least that large
 (bytes past the image are left alone).
 
---at MARK, the state of the image at a mark of its journal, needs the server
-to have retained its staging logs (serve --retain) and is not supported yet.
+--at MARK restores the state of the image at a mark instead: everything the
+source wrote before the first mark with that label it shipped (a mark put
+with 'logship mark', sync --mark-first, or one in a journal file), nothing
+after. The server rebuilds it from its staging logs, in a temporary file
+beside the image (as large as the image at most), which needs the task's
+whole history: 'logship serve --retain' (with group commit) from the task's
+creation on. A server that ever ran the task without --retain refuses.
 
 Stop shipping to the task first: recover needs the task (a ship session
 holding it makes recover wait, then fail with TASK_BUSY).`)
@@ -41,7 +46,7 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 		gS      = fs.String("granularity", humanize.IBytes(source.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
 		bsS     = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading, a power of two")
 		par     = fs.Int("parallel", source.DefaultParallel, "blocks read and pieces fetched at once")
-		at      = fs.String("at", "", "recover the state at this mark (not supported yet)")
+		at      = fs.String("at", "", "recover the state at this mark (needs serve --retain since the task was created)")
 		jsonOut = fs.Bool("json", false, "print the summary as a JSON object")
 	)
 	pf := addProgressFlags(fs)

@@ -29,6 +29,13 @@ replayed onto the images from their checkpoints before the server accepts
 sessions. --sync-per-window instead applies each window and syncs the image
 before acking it.
 
+--retain keeps the staging logs after their windows reach the image. A task
+created by a server with --retain (and group commit), and never served
+without it, keeps its whole history: 'logship recover --at MARK' can then
+restore the image as it was at any mark the source shipped. The history
+grows by every byte shipped; prune it by hand (removing the staging logs
+ends it: recover --at is then refused for the task).
+
 Authentication: TLS 1.3 with client certificates (--tls-cert, --tls-key,
 --client-ca), or a pre-shared key (--psk-file, at least 16 bytes), or none
 with --insecure, which is accepted only on a loopback address.`)
@@ -41,7 +48,7 @@ with --insecure, which is accepted only on a loopback address.`)
 		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key")
 		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		creditS   = fs.String("credit", "64MiB", "bytes of windows a session may have in flight (server memory per session)")
-		retain    = fs.Bool("retain", false, "keep the staging logs after they are checkpointed (for recovery to a mark)")
+		retain    = fs.Bool("retain", false, "keep the staging logs after they are checkpointed: the task's history, for recover --at MARK")
 		syncEach  = fs.Bool("sync-per-window", false, "apply and sync every window before acking it, without a staging log")
 		par       = fs.Int("parallel", replica.DefaultParallel, "concurrent writes inside a window")
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")

@@ -360,12 +360,12 @@ func TestSyncUsage(t *testing.T) {
 			t.Errorf("logship %q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 		}
 	}
-	// recover --at needs what is not there yet: refused before TARGET is
+	// recover --at of a task that is not there: refused before TARGET is
 	// touched.
 	srv := startServe(t, t.TempDir())
 	target := filepath.Join(t.TempDir(), "t")
 	r := logship(t, "recover", "--from", srv.addr, "--task", "t", "--insecure", "--at", "m", target)
-	if r.code != 3 || !strings.Contains(r.stderr, "not supported yet") {
+	if r.code != 3 || !strings.Contains(r.stderr, "no such task") {
 		t.Fatalf("recover --at: exit %d\n%s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(target); err == nil {
