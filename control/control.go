@@ -63,6 +63,13 @@ type Open struct {
 	// refused. A server that does not know the field ignores it, so a
 	// client checks Task.At in the reply.
 	At string `json:"at,omitempty"`
+	// Live, with At, reads the image as it is instead, while another
+	// session ships to the task: the open waits until that session has
+	// applied the window holding the mark At to the image. Nothing is
+	// paused: the image is the state at the mark only as long as the
+	// source writes nothing after it (a frozen file system), which is what
+	// verify --at-mark needs.
+	Live bool `json:"live,omitempty"`
 }
 
 // Position is where a task's image stands: every window of Journal up to

@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/journal"
@@ -182,4 +184,89 @@ func removeAtFiles(dir string) error {
 		}
 	}
 	return nil
+}
+
+// appliedMarks remembers the labels of the last source marks applied to
+// a task's image, for live opens at a mark (control.Open.Live) that wait
+// for one. A source that ticks marks every 200 ms makes many: only the
+// last maxAppliedMarks are kept.
+type appliedMarks struct {
+	mu      sync.Mutex
+	labels  []string // a ring of the last labels applied
+	next    int      // where the next label goes in labels
+	changed chan struct{}
+}
+
+const maxAppliedMarks = 4096
+
+// note records the marks of window w, applied to the image.
+func (m *appliedMarks) note(w *window) {
+	var any bool
+	for _, e := range w.entries {
+		if !e.IsMark() {
+			continue
+		}
+		m.mu.Lock()
+		if len(m.labels) < maxAppliedMarks {
+			m.labels = append(m.labels, e.Label)
+		} else {
+			m.labels[m.next] = e.Label
+			m.next = (m.next + 1) % maxAppliedMarks
+		}
+		m.mu.Unlock()
+		any = true
+	}
+	if any {
+		m.mu.Lock()
+		if m.changed != nil {
+			close(m.changed)
+			m.changed = nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+// wait waits until a mark labeled label has been applied, or ctx ends.
+func (m *appliedMarks) wait(ctx context.Context, label string) error {
+	for {
+		m.mu.Lock()
+		if slices.Contains(m.labels, label) {
+			m.mu.Unlock()
+			return nil
+		}
+		if m.changed == nil {
+			m.changed = make(chan struct{})
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for mark %q to be applied: %w", ErrShutdown, label, ctx.Err())
+		}
+	}
+}
+
+// marksOf returns the marks applied to the image of task name.
+func (srv *Server) marksOf(name string) *appliedMarks {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	m := srv.marks[name]
+	if m == nil {
+		m = &appliedMarks{}
+		srv.marks[name] = m
+	}
+	return m
+}
+
+// release gives up the claim ss holds on task name, if it holds it.
+func (srv *Server) release(ss *session, name string) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if ss.claimed && srv.claims[name] == ss {
+		delete(srv.claims, name)
+		ss.claimed = false
+		close(srv.idle)
+		srv.idle = make(chan struct{})
+	}
 }

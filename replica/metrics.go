@@ -146,6 +146,7 @@ func (srv *Server) durable(t *task, ws ...*window) {
 
 // applied is called for each window written to the image.
 func (srv *Server) applied(t *task, w *window, took time.Duration) {
+	srv.marksOf(t.name).note(w)
 	if h := srv.cfg.Hooks.Applied; h != nil {
 		h(t.name, int64(len(w.entries)), w.bytes, took)
 	}

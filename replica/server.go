@@ -87,6 +87,7 @@ type Server struct {
 	sessions map[*parallel.Session]*session // sessions known to Serve or Handle
 	lastErr  map[string]string              // task name → why its last session failed
 	idle     chan struct{}                  // closed and replaced whenever a claim is released
+	marks    map[string]*appliedMarks       // task name → the source marks last applied to its image
 
 	book book // reports, durable times, traffic (report.go)
 
@@ -128,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: make(map[*parallel.Session]*session),
 		lastErr:  make(map[string]string),
 		idle:     make(chan struct{}),
+		marks:    make(map[string]*appliedMarks),
 	}
 	if err := srv.recoverAll(ctx); err != nil {
 		lock.Close()
@@ -275,7 +277,9 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 		lvl = slog.LevelDebug
 	}
 	srv.log.Log(ctx, lvl, "session", "session", fmt.Sprintf("%x", ps.ID()), "task", name, "streams", ps.Streams(), "auth", ps.Auth())
-	if err == nil {
+	if err == nil || errors.Is(err, ErrTaskBusy) {
+		// A session whose task is busy learns it from its open call (a
+		// live open at a mark shares the task instead).
 		err = ss.receive(ctx)
 	}
 	if err != nil {
@@ -418,6 +422,8 @@ func checkOpen(o control.Open) error {
 		return fmt.Errorf("%w: open: sector size %d is not a power of two from %d to %d", ErrBadRequest, o.SectorSize, journal.MinSectorSize, journal.MaxSectorSize)
 	case len(o.Journal) > control.MaxJournalID:
 		return fmt.Errorf("%w: open: journal identity of %d bytes, at most %d", ErrBadRequest, len(o.Journal), control.MaxJournalID)
+	case o.Live && o.At == "":
+		return fmt.Errorf("%w: open: live without a mark", ErrBadRequest)
 	case len(o.At) > MaxAtLabel:
 		return fmt.Errorf("%w: open: a mark label of %d bytes, at most %d", ErrBadRequest, len(o.At), MaxAtLabel)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/devio"
 	"github.com/logship/logship/parallel"
 )
 
@@ -42,11 +44,14 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	if name == "" {
 		return control.Task{}, fmt.Errorf("%w: open on a session that names no task", ErrBadRequest)
 	}
-	if ss.claimErr != nil {
-		return control.Task{}, ss.claimErr
-	}
 	if err := checkOpen(o); err != nil {
 		return control.Task{}, err
+	}
+	if o.Live {
+		return ss.openLive(ctx, o)
+	}
+	if ss.claimErr != nil {
+		return control.Task{}, ss.claimErr
 	}
 	srv := ss.srv
 	ss.mu.Lock()
@@ -116,6 +121,53 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	srv.mu.Unlock()
 	srv.log.Info("task open", "task", name, "journal", pos.Journal, "next_entry", pos.NextEntry, "next_window", pos.NextWindow)
 	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos, At: o.At}, nil
+}
+
+// openLive handles an open at a mark, live: it waits until a session
+// shipping to the task (this server's sessions, whichever they are: a ship
+// changes sessions when it follows a new log) has applied the mark to the
+// image, then reads the image as it is, through a read-only handle of its
+// own. The session does not hold the task, so the ship goes on; it sends
+// no windows.
+func (ss *session) openLive(ctx context.Context, o control.Open) (control.Task, error) {
+	name := ss.ps.Task()
+	if ss.claimErr != nil && !errors.Is(ss.claimErr, ErrTaskBusy) {
+		return control.Task{}, ss.claimErr
+	}
+	srv := ss.srv
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.t != nil {
+		if o != ss.opened {
+			return control.Task{}, fmt.Errorf("%w: task %s is already open in this session with other fields", ErrBadRequest, name)
+		}
+		return control.Task{Name: name, ImageSize: ss.exp.size, At: o.At}, nil
+	}
+	// The claim this session got at its start, when no ship held the task
+	// at that moment (it may be between two logs), would keep the ship out.
+	srv.release(ss, name)
+	if err := srv.marksOf(name).wait(ctx, o.At); err != nil {
+		return control.Task{}, fmt.Errorf("task %s: %w", name, err)
+	}
+	dir := filepath.Join(srv.cfg.Dir, name)
+	st, err := loadState(dir)
+	if err != nil {
+		return control.Task{}, err
+	}
+	p := filepath.Join(dir, imageFile)
+	img, err := devio.Open(p, devio.Options{})
+	if err != nil {
+		return control.Task{}, ioErr("opening", p, err)
+	}
+	if img.Size() != st.Size {
+		img.Close()
+		return control.Task{}, fmt.Errorf("%w: %s has %d bytes, the state says %d", ErrCorrupt, p, img.Size(), st.Size)
+	}
+	ss.t = &task{name: name, dir: dir, at: img, st: st, durable: st.Durable}
+	ss.opened = o
+	ss.exp = expect{size: st.Size}
+	srv.log.Info("task open at a mark, live", "task", name, "mark", o.At)
+	return control.Task{Name: name, ImageSize: st.Size, Durable: st.Durable, At: o.At}, nil
 }
 
 // resumeAt is where a source shipping journalID resumes on a task at

@@ -31,7 +31,7 @@ type task struct {
 	at     *devio.Device
 	atPath string
 
-	mu      sync.Mutex       // guards st and durable
+	mu      sync.Mutex       // guards st, durable, and img and at for view and close
 	st      State            // as last saved
 	durable control.Position // every window before it is durable
 }
@@ -69,6 +69,8 @@ func (t *task) save(st State) error {
 // view is what the block calls read: the state at the mark the task was
 // opened at, or the image.
 func (t *task) view() *devio.Device {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.at != nil {
 		return t.at
 	}
@@ -76,6 +78,8 @@ func (t *task) view() *devio.Device {
 }
 
 func (t *task) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var err error
 	if t.at != nil {
 		err = t.at.Close()

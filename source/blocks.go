@@ -26,8 +26,9 @@ var ErrSize = errors.New("source: device size")
 // openBlocks opens the task in sess for block calls (and, for sync, for
 // windows of the sync journal id). size > 0 creates the task with that
 // size if it does not exist.
-func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id, at string) (control.Task, error) {
-	req := control.Request{Op: control.OpOpen, Open: &control.Open{Size: size, Journal: id, SectorSize: BlockSectorSize, At: at}}
+func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (control.Task, error) {
+	o.SectorSize = BlockSectorSize
+	req := control.Request{Op: control.OpOpen, Open: &o}
 	resp, err := sess.Call(ctx, control.Marshal(req))
 	if err != nil {
 		var re *parallel.RemoteError
@@ -38,6 +39,9 @@ func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id, at 
 				te.Hint = "sync the device to it first"
 			case control.CodeNoHistory:
 				te.Hint = "the state at a mark needs logship serve --retain from the task's creation on"
+				if o.Live {
+					te.Hint = "verify --at-mark needs a logship ship following the task"
+				}
 			}
 			return control.Task{}, te
 		}
@@ -47,10 +51,10 @@ func openBlocks(ctx context.Context, sess *parallel.Session, size int64, id, at 
 	if err := control.Unmarshal(resp, &t); err != nil {
 		return t, &TaskError{Task: sess.Task(), Err: err}
 	}
-	if t.ImageSize <= 0 || t.Durable.Journal != id {
+	if t.ImageSize <= 0 || !o.Live && t.Durable.Journal != o.Journal {
 		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("the server answered open with %+v", t)}
 	}
-	if t.At != at {
+	if t.At != o.At {
 		// A server that does not know Open.At ignores it: it would give the
 		// image as it is now.
 		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("%w: the server does not open a task at a mark (a logship serve older than this client?)", ErrNotSupported)}

@@ -109,7 +109,7 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 		st.Calls, st.CallBytes = c.calls.Load(), c.bytes.Load()
 		st.Elapsed = time.Since(start)
 	}()
-	task, err := openBlocks(ctx, sess, 0, VerifyJournal, cfg.At)
+	task, err := openBlocks(ctx, sess, control.Open{Journal: VerifyJournal, At: cfg.At})
 	if err != nil {
 		return st, err
 	}

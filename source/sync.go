@@ -361,7 +361,7 @@ func (s *syncer) session(ctx context.Context) (progressed bool, err error) {
 			return false, err
 		}
 	}
-	task, err := openBlocks(ctx, sess, s.tree.Size, s.id, "")
+	task, err := openBlocks(ctx, sess, control.Open{Size: s.tree.Size, Journal: s.id})
 	if err != nil {
 		return false, err
 	}

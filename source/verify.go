@@ -32,15 +32,30 @@ type VerifyConfig struct {
 	// Freeze, if set, is the mount point of a file system on Source,
 	// frozen (FIFREEZE) while the source is read and thawed after.
 	Freeze string
+	// AtMark, if set, compares with the image as of a mark, while a ship
+	// to the task goes on (paper section 6.2 on a live volume): once the
+	// source is frozen (Freeze), Verify calls AtMark to put a mark with a
+	// new label in the journal being shipped (devio.Mark on the log-writes
+	// target), asks the server to wait until the ship has applied it, then
+	// compares. Nothing is paused on the source; the comparison holds as
+	// long as nothing writes to Source after the mark: a frozen file
+	// system, or a device nothing writes to.
+	AtMark func(label string) error
+	// MarkWait bounds the wait for the mark (DefaultMarkWait if 0).
+	MarkWait time.Duration
 	// Progress, if set, is updated as the comparison goes.
 	Progress *Progress
 }
 
+// DefaultMarkWait is how long Verify waits for its mark to be applied.
+const DefaultMarkWait = 5 * time.Minute
+
 // VerifyResult is what Verify found.
 type VerifyResult struct {
 	Task      string
-	Size      int64 // bytes of the source
-	ImageSize int64 // bytes of the image
+	Mark      string // the mark compared at (AtMark), or ""
+	Size      int64  // bytes of the source
+	ImageSize int64  // bytes of the image
 	// Ranges are the byte ranges that differ, in order, adjacent pieces
 	// merged; when the sizes differ, the bytes past the smaller size are
 	// the last range.
@@ -105,8 +120,29 @@ func Verify(ctx context.Context, cfg VerifyConfig) (res VerifyResult, err error)
 		res.Calls, res.CallBytes = c.calls.Load(), c.bytes.Load()
 		res.Elapsed = time.Since(start)
 	}()
-	task, err := openBlocks(ctx, sess, 0, VerifyJournal, "")
+	open := control.Open{Journal: VerifyJournal}
+	octx := ctx
+	if cfg.AtMark != nil {
+		// The source is quiet now (frozen, or nothing writes to it): the
+		// mark goes in its journal, and the server waits until the
+		// session shipping it has applied the mark to the image.
+		open.At, open.Live = fmt.Sprintf("logship-verify.%d", time.Now().UnixNano()), true
+		if err := cfg.AtMark(open.At); err != nil {
+			return res, fmt.Errorf("source: verify: putting mark %q in the journal: %w", open.At, err)
+		}
+		res.Mark = open.At
+		if cfg.MarkWait <= 0 {
+			cfg.MarkWait = DefaultMarkWait
+		}
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(ctx, cfg.MarkWait)
+		defer cancel()
+	}
+	task, err := openBlocks(octx, sess, open)
 	if err != nil {
+		if open.Live && octx.Err() != nil && ctx.Err() == nil {
+			return res, fmt.Errorf("source: verify: mark %q not applied to the image of task %s within %v (is a logship ship following the task?): %w", open.At, cfg.Client.Task, cfg.MarkWait, err)
+		}
 		return res, err
 	}
 	res.ImageSize = task.ImageSize

@@ -63,7 +63,7 @@ func TestProductionGuide(t *testing.T) {
 	// makes its own.
 	script.WriteString("dmsetup --noudevsync remove $DM_NAME\n")
 	env, tests := 0, 0
-	shipStarted, frozen := false, false
+	shipStarted, frozen, waited := false, false, false
 	for _, b := range blocks {
 		fmt.Fprintf(&script, "echo 'GUIDE block at line %d' >/dev/console\n", b.line)
 		switch b.tag {
@@ -91,9 +91,12 @@ PSK=/etc/logship/psk
 		case "test":
 			tests++
 		}
-		if strings.Contains(b.text, "fsfreeze --freeze") && shipStarted && !frozen {
+		if strings.Contains(b.text, "--freeze $MNT") && shipStarted {
+			frozen = true // and the workload still running: it waits
+		}
+		if strings.Contains(b.text, "umount $MNT") && shipStarted && !waited {
 			script.WriteString("wait $WL\n")
-			frozen = true
+			waited = true
 		}
 		script.WriteString(b.text)
 		if strings.Contains(b.text, "logship ship --follow") && !shipStarted {

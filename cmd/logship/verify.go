@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/logship/logship/devio"
 	"github.com/logship/logship/source"
 )
 
@@ -28,23 +29,29 @@ Exit status 1 when anything differs (also a different size: the bytes past
 the smaller one are the last range).
 
 SOURCE must not change while it is read, and the image must be where SOURCE
-is: stop shipping to the task first (verify needs the task: a ship session
-holding it makes verify wait, then fail with TASK_BUSY). With --freeze
-MOUNTPOINT the file system on SOURCE is frozen (FIFREEZE) while SOURCE is
-read and thawed (FITHAW) after, even when verify fails or is interrupted.
+is. With --freeze MOUNTPOINT the file system on SOURCE is frozen (FIFREEZE)
+while SOURCE is read and thawed (FITHAW) after, even when verify fails or is
+interrupted.
 
---at-mark (not implemented yet) is meant for a task a ship is following:
-put a mark in the journal, wait until the server has applied it, and compare
-with the image as of that mark. It requires a source that does not change
-after the mark: a frozen file system (--freeze) or a snapshot taken at the
-mark, and a server that holds applying windows past the mark meanwhile.`)
+Without --at-mark, stop shipping to the task first (verify needs the task: a
+ship session holding it makes verify fail with TASK_BUSY). With --at-mark
+--dm-name NAME, the ship goes on: once SOURCE is frozen, verify puts a mark
+in the journal of the log-writes target NAME (whose data device is SOURCE),
+the server waits until the running ship has applied that mark to the image
+(--mark-wait), and the image is compared with SOURCE as it is. Nothing is
+paused; the comparison means "the image equals SOURCE as of the mark" only
+if nothing writes to SOURCE after the mark: use --freeze on a mounted file
+system (its writers wait while verify reads), or an unmounted, quiet
+device.`)
 	cf := addClientFlags(fs, "to")
 	var (
 		gS      = fs.String("granularity", humanize.IBytes(source.DefaultVerifyGranularity), "size of the pieces compared and reported, a power of two from 512 bytes")
 		bsS     = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading, a power of two")
 		par     = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
 		freeze  = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) while SOURCE is read")
-		atMark  = fs.Bool("at-mark", false, "compare as of a mark put in the journal of a running ship (not implemented yet)")
+		atMark  = fs.Bool("at-mark", false, "compare as of a mark put in the journal of a running ship (with --dm-name)")
+		dmName  = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE (for --at-mark)")
+		wait    = fs.Duration("mark-wait", source.DefaultMarkWait, "with --at-mark: how long to wait for the ship to apply the mark")
 		jsonOut = fs.Bool("json", false, "print JSON objects, one per line")
 	)
 	pf := addProgressFlags(fs)
@@ -58,10 +65,14 @@ mark, and a server that holds applying windows past the mark meanwhile.`)
 	if err != nil {
 		return err
 	}
-	if *atMark {
-		return fmt.Errorf("--at-mark is not supported yet: stop the ship, then verify (with --freeze MOUNTPOINT on a mounted file system)")
+	if *atMark != (*dmName != "") {
+		return usagef("--at-mark and --dm-name go together")
 	}
-	cfg := source.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, Progress: &source.Progress{}}
+	cfg := source.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, MarkWait: *wait, Progress: &source.Progress{}}
+	if *atMark {
+		name := *dmName
+		cfg.AtMark = func(label string) error { return devio.Mark(name, label) }
+	}
 	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
 		return err
 	}
@@ -90,6 +101,7 @@ mark, and a server that holds applying windows past the mark meanwhile.`)
 		b, _ := json.Marshal(struct {
 			Equal          bool    `json:"equal"`
 			Task           string  `json:"task"`
+			Mark           string  `json:"mark,omitempty"`
 			Size           int64   `json:"size"`
 			ImageSize      int64   `json:"image_size"`
 			Ranges         int     `json:"ranges"`
@@ -97,7 +109,7 @@ mark, and a server that holds applying windows past the mark meanwhile.`)
 			Calls          int64   `json:"calls"`
 			WireBytes      int64   `json:"wire_bytes"`
 			Seconds        float64 `json:"seconds"`
-		}{res.Equal(), res.Task, res.Size, res.ImageSize, len(res.Ranges), res.DifferingBytes, res.Calls, wire, res.Elapsed.Seconds()})
+		}{res.Equal(), res.Task, res.Mark, res.Size, res.ImageSize, len(res.Ranges), res.DifferingBytes, res.Calls, wire, res.Elapsed.Seconds()})
 		fmt.Fprintf(e.stdout, "%s\n", b)
 	} else {
 		for _, r := range res.Ranges {
@@ -105,6 +117,9 @@ mark, and a server that holds applying windows past the mark meanwhile.`)
 		}
 		if res.Equal() {
 			fmt.Fprintln(e.stdout, "equal")
+		}
+		if res.Mark != "" {
+			fmt.Fprintf(e.stderr, "verify: compared as of mark %s\n", res.Mark)
 		}
 		fmt.Fprintf(e.stderr, "verify: task %s, %s compared in %v, %d differing ranges (%s), %s on the wire\n",
 			res.Task, humanize.IBytes(uint64(min(res.Size, res.ImageSize))), res.Elapsed.Round(time.Millisecond),
