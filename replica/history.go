@@ -201,28 +201,24 @@ const maxAppliedMarks = 4096
 
 // note records the marks of window w, applied to the image.
 func (m *appliedMarks) note(w *window) {
-	var any bool
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	noted := false
 	for _, e := range w.entries {
 		if !e.IsMark() {
 			continue
 		}
-		m.mu.Lock()
 		if len(m.labels) < maxAppliedMarks {
 			m.labels = append(m.labels, e.Label)
 		} else {
 			m.labels[m.next] = e.Label
 			m.next = (m.next + 1) % maxAppliedMarks
 		}
-		m.mu.Unlock()
-		any = true
+		noted = true
 	}
-	if any {
-		m.mu.Lock()
-		if m.changed != nil {
-			close(m.changed)
-			m.changed = nil
-		}
-		m.mu.Unlock()
+	if noted && m.changed != nil {
+		close(m.changed)
+		m.changed = nil
 	}
 }
 

@@ -2,6 +2,8 @@ package replica
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -192,5 +194,49 @@ func TestOpenAtRefused(t *testing.T) {
 	s = ts3.dial(t, "t", 1)
 	if _, err := openCall(t.Context(), s, atOpen(labels[0])); codeOfErr(err) != control.CodeNoHistory {
 		t.Fatalf("open at a mark with retain again, history lost before: %v, want NO_HISTORY", err)
+	}
+}
+
+// TestAppliedMarks: the last maxAppliedMarks labels are remembered, older
+// ones forgotten; a wait ends when its mark is noted.
+func TestAppliedMarks(t *testing.T) {
+	var m appliedMarks
+	win := func(labels ...string) *window {
+		w := &window{}
+		for _, l := range labels {
+			w.entries = append(w.entries, journal.Entry{Sector: 8, NrSectors: 1}, journal.Entry{Flags: journal.FlagMark, Label: l})
+		}
+		return w
+	}
+	for i := range maxAppliedMarks + 10 {
+		m.note(win(fmt.Sprint("tick-", i)))
+	}
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	for label, want := range map[string]bool{
+		"tick-0":  false, // forgotten
+		"tick-9":  false,
+		"tick-10": true, // the oldest kept
+		fmt.Sprint("tick-", maxAppliedMarks+9): true,
+		"never": false,
+	} {
+		if err := m.wait(short(), label); (err == nil) != want {
+			t.Errorf("wait for %s: %v, want found %v", label, err, want)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.wait(t.Context(), "late") }()
+	time.Sleep(10 * time.Millisecond)
+	m.note(win("other", "late"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait did not end when its mark was noted")
 	}
 }
