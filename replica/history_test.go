@@ -217,11 +217,11 @@ func TestAppliedMarks(t *testing.T) {
 		return ctx
 	}
 	for label, want := range map[string]bool{
-		"tick-0":  false, // forgotten
-		"tick-9":  false,
-		"tick-10": true, // the oldest kept
+		"tick-0":                               false, // forgotten
+		"tick-9":                               false,
+		"tick-10":                              true, // the oldest kept
 		fmt.Sprint("tick-", maxAppliedMarks+9): true,
-		"never": false,
+		"never":                                false,
 	} {
 		if err := m.wait(short(), label); (err == nil) != want {
 			t.Errorf("wait for %s: %v, want found %v", label, err, want)
