@@ -24,8 +24,10 @@ const BlockSectorSize = 512
 var ErrSize = errors.New("source: device size")
 
 // openBlocks opens the task in sess for block calls (and, for sync, for
-// windows of the sync journal id). size > 0 creates the task with that
-// size if it does not exist.
+// windows of the sync journal o.Journal), its sector size set to
+// BlockSectorSize. o.Size > 0 creates the task with that size if it does
+// not exist; o.At opens it at a mark (rebuilt, or live), which the reply
+// must confirm.
 func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (control.Task, error) {
 	o.SectorSize = BlockSectorSize
 	req := control.Request{Op: control.OpOpen, Open: &o}
@@ -39,9 +41,6 @@ func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (co
 				te.Hint = "sync the device to it first"
 			case control.CodeNoHistory:
 				te.Hint = "the state at a mark needs logship serve --retain from the task's creation on"
-				if o.Live {
-					te.Hint = "verify --at-mark needs a logship ship following the task"
-				}
 			}
 			return control.Task{}, te
 		}
