@@ -57,10 +57,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.t != nil {
-		if o != ss.opened {
-			return control.Task{}, fmt.Errorf("%w: task %s is already open in this session with other fields", ErrBadRequest, name)
-		}
-		return control.Task{Name: name, ImageSize: ss.exp.size, Durable: resumeAt(ss.t.position(), o.Journal)}, nil
+		return ss.reopen(o, resumeAt(ss.t.position(), o.Journal))
 	}
 	created := false
 	t, err := openTask(srv.cfg.Dir, name)
@@ -123,6 +120,16 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	return control.Task{Name: name, ImageSize: st.Size, Created: created, Durable: pos, At: o.At}, nil
 }
 
+// reopen answers an open of the task this session has opened already
+// (ss.mu held): the same fields again get the reply again, with the
+// durable position pos.
+func (ss *session) reopen(o control.Open, pos control.Position) (control.Task, error) {
+	if o != ss.opened {
+		return control.Task{}, fmt.Errorf("%w: task %s is already open in this session with other fields", ErrBadRequest, ss.ps.Task())
+	}
+	return control.Task{Name: ss.ps.Task(), ImageSize: ss.exp.size, Durable: pos, At: o.At}, nil
+}
+
 // openLive handles an open at a mark, live: it waits until a session
 // shipping to the task (this server's sessions, whichever they are: a ship
 // changes sessions when it follows a new log) has applied the mark to the
@@ -138,10 +145,7 @@ func (ss *session) openLive(ctx context.Context, o control.Open) (control.Task, 
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.t != nil {
-		if o != ss.opened {
-			return control.Task{}, fmt.Errorf("%w: task %s is already open in this session with other fields", ErrBadRequest, name)
-		}
-		return control.Task{Name: name, ImageSize: ss.exp.size, At: o.At}, nil
+		return ss.reopen(o, control.Position{})
 	}
 	// The claim this session got at its start, when no ship held the task
 	// at that moment (it may be between two logs), would keep the ship out.
