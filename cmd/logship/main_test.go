@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/logship/logship/journal"
 )
 
 // logshipBin is the binary under test, built once by TestMain: the tests
@@ -71,4 +73,16 @@ func TestUsage(t *testing.T) {
 			t.Errorf("logship %q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 		}
 	}
+}
+
+// readJournal opens the journal at path (openJournal) for the rest of the
+// test.
+func readJournal(t testing.TB, path string) *journal.Reader {
+	t.Helper()
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j.r
 }

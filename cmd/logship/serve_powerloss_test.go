@@ -155,31 +155,16 @@ func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
 	// section 3), so the state at a mark is what was durable when it was sent, and
 	// from there on a task whose ship had ended must be complete.
 	complete := map[string]int64{} // task → the index of its acked mark
-	{
-		f, err := os.Open(res.Journal)
+	for e, err := range readJournal(t, res.Journal).All() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
+		if task, ok := strings.CutPrefix(e.Label, "acked-"); ok && e.IsMark() {
+			complete[task] = e.Index
 		}
-		r, err := journal.NewReader(f, fi.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for e, err := range r.All() {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if task, ok := strings.CutPrefix(e.Label, "acked-"); ok && e.IsMark() {
-				complete[task] = e.Index
-			}
-		}
-		if len(complete) != 2 {
-			t.Fatalf("acked marks: %v", complete)
-		}
+	}
+	if len(complete) != 2 {
+		t.Fatalf("acked marks: %v", complete)
 	}
 
 	sr, err := journal.NewReader(bytes.NewReader(src), int64(len(src)))

@@ -20,7 +20,6 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/logship/logship/fixtures/vm"
-	"github.com/logship/logship/journal"
 )
 
 var (
@@ -107,16 +106,7 @@ func TestShipKernelFollow(t *testing.T) {
 			}
 			s.wait(t)
 
-			f, err := os.Open(res.Journal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			fi, _ := f.Stat()
-			jr, err := journal.NewReader(f, fi.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
+			jr := readJournal(t, res.Journal)
 			out := s.stdout.String()
 			if !strings.Contains(out, fmt.Sprintf("durable up to entry %d ", jr.Len())) {
 				t.Fatalf("ship: %q; the journal has %d entries\n%s", out, jr.Len(), s.log())
@@ -250,13 +240,7 @@ func TestShipKernelDMName(t *testing.T) {
 				t.Fatalf("the guest's /dev/vda hashes to %s, the host's data disk to %s", data[0], sum)
 			}
 			ticks := 0
-			f, _ := os.Open(res.Journal)
-			defer f.Close()
-			fi, _ := f.Stat()
-			jr, err := journal.NewReader(f, fi.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
+			jr := readJournal(t, res.Journal)
 			for e, err := range jr.All() {
 				if err != nil {
 					t.Fatal(err)
