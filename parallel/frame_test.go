@@ -368,3 +368,31 @@ func benchPayload(n int) []byte {
 	}
 	return b
 }
+
+// FuzzHello: parseHello never panics, and a HELLO it accepts encodes back
+// to the same bytes (no field is ignored, nothing trails the task name).
+func FuzzHello(f *testing.F) {
+	for _, h := range []hello{
+		{version: Version, mode: AuthInsecure, index: 0, count: 1, keepAlive: 1000},
+		{version: Version, mode: AuthPSK, index: 3, count: 4, keepAlive: 30000, task: "vol-1.img"},
+		{version: Version, mode: AuthTLS, index: 0, count: MaxStreams, keepAlive: 1, task: strings.Repeat("t", MaxTask)},
+	} {
+		h.session[0], h.nonce[31] = 0xa5, 0x5a
+		f.Add(h.marshal())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseHello(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("refused with %v, want ErrMalformed or ErrVersion", err)
+			}
+			return
+		}
+		if h.count == 0 || h.index >= h.count || h.count > MaxStreams || checkTask(h.task) != nil {
+			t.Fatalf("accepted %+v", h)
+		}
+		if again := h.marshal(); !bytes.Equal(again, b) {
+			t.Fatalf("accepted HELLO encodes back as %x, was %x", again, b)
+		}
+	})
+}
