@@ -26,14 +26,6 @@ type Usage struct {
 // CPU is user plus system time.
 func (u Usage) CPU() time.Duration { return u.User + u.System }
 
-// add accumulates the usage of another process (a restarted one): times
-// add up, the peak is the higher one.
-func (u *Usage) add(v Usage) {
-	u.User += v.User
-	u.System += v.System
-	u.PeakRSS = max(u.PeakRSS, v.PeakRSS)
-}
-
 // proc is a logship process the bench started.
 type proc struct {
 	name   string

@@ -330,6 +330,7 @@ func (c *proxyConn) run() {
 // chunk is a piece of a stream on its way through a delay line.
 type chunk struct {
 	b       []byte
+	buf     *[]byte // the pooled buffer b is in
 	release time.Time
 	reset   bool // reset the connection once b is written
 }
@@ -378,7 +379,7 @@ func (c *proxyConn) pump(dir int) {
 			size = min(size, c.p.lim[dir].Burst())
 		}
 	}
-	pool := sync.Pool{New: func() any { return make([]byte, size) }}
+	pool := sync.Pool{New: func() any { b := make([]byte, size); return &b }}
 
 	// write delivers one chunk to dst; false when the connection is done.
 	write := func(ch chunk) bool {
@@ -404,16 +405,18 @@ func (c *proxyConn) pump(dir int) {
 		if !c.waitStall() {
 			return chunk{}, net.ErrClosed
 		}
-		b := pool.Get().([]byte)[:size]
+		buf := pool.Get().(*[]byte)
+		b := (*buf)[:size]
 		n, err := src.Read(b)
 		if n == 0 {
+			pool.Put(buf)
 			if err == nil {
 				err = io.ErrNoProgress
 			}
 			return chunk{}, err
 		}
 		b = b[:n]
-		ch := chunk{b: b}
+		ch := chunk{b: b, buf: buf}
 		if dir == 0 {
 			sp := t.feed(b, time.Now())
 			c.fault(&ch, sp)
@@ -440,7 +443,7 @@ func (c *proxyConn) pump(dir int) {
 			if !write(ch) {
 				return
 			}
-			pool.Put(ch.b[:cap(ch.b)])
+			pool.Put(ch.buf)
 		}
 	}
 	delay := l.RTT / 2
@@ -461,7 +464,7 @@ func (c *proxyConn) pump(dir int) {
 				if !write(ch) {
 					return
 				}
-				pool.Put(ch.b[:cap(ch.b)])
+				pool.Put(ch.buf)
 			case <-c.done:
 				return
 			}
