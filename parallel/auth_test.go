@@ -402,46 +402,42 @@ func TestAssembly(t *testing.T) {
 			c.nc.Close() // an orderly Close waits for the peer to hang up
 		}
 	})
-	t.Run("stream twice", func(t *testing.T) {
-		// Either copy may join first (see "streams disagree").
-		l := listen(t, ServerConfig{Assemble: 200 * time.Millisecond})
-		var id [16]byte
-		id[0] = 3
-		a := rawStream(t, l, id, 0, 2, 5*time.Second, "")
-		b := rawStream(t, l, id, 0, 2, 5*time.Second, "")
-		codes := map[Code]int{}
-		for _, c := range []*conn{a, b} {
-			re := readError(t, c)
-			codes[re.Code]++
-			if re.Code == CodeProtocol && !strings.Contains(re.Msg, "stream 0 of session 03000000 arrived twice") {
-				t.Errorf("PROTOCOL %q", re.Msg)
+	// Two streams of one session that cannot both join it. The handshake
+	// ends before the server joins a stream to its session, so either may
+	// be the first: the later one is refused as PROTOCOL, the other waits
+	// for the rest of its session and times out.
+	for _, tc := range []struct {
+		name         string
+		id           byte
+		index, tasks [2]int
+		want         []string // in the PROTOCOL message
+	}{
+		{"stream twice", 3, [2]int{0, 0}, [2]int{0, 0}, []string{"stream 0 of session 03000000 arrived twice"}},
+		{"streams disagree", 4, [2]int{0, 1}, [2]int{0, 1}, []string{`"a"`, `"b"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listen(t, ServerConfig{Assemble: 200 * time.Millisecond})
+			var id [16]byte
+			id[0] = tc.id
+			codes := map[Code]int{}
+			var conns []*conn
+			for i := range 2 {
+				conns = append(conns, rawStream(t, l, id, tc.index[i], 2, 5*time.Second, []string{"a", "b"}[tc.tasks[i]]))
 			}
-		}
-		if codes[CodeProtocol] != 1 || codes[CodeTimeout] != 1 {
-			t.Fatalf("errors by code %v, want one PROTOCOL and one TIMEOUT", codes)
-		}
-	})
-	t.Run("streams disagree", func(t *testing.T) {
-		// The handshake ends before the server joins a stream to its
-		// session, so either stream may be the first: the later one is
-		// refused as PROTOCOL naming both tasks, the other times out.
-		l := listen(t, ServerConfig{Assemble: 200 * time.Millisecond})
-		var id [16]byte
-		id[0] = 4
-		a := rawStream(t, l, id, 0, 2, 5*time.Second, "a")
-		b := rawStream(t, l, id, 1, 2, 5*time.Second, "b")
-		codes := map[Code]int{}
-		for _, c := range []*conn{a, b} {
-			re := readError(t, c)
-			codes[re.Code]++
-			if re.Code == CodeProtocol && !(strings.Contains(re.Msg, `"a"`) && strings.Contains(re.Msg, `"b"`)) {
-				t.Errorf("PROTOCOL %q does not name both tasks", re.Msg)
+			for _, c := range conns {
+				re := readError(t, c)
+				codes[re.Code]++
+				for _, w := range tc.want {
+					if re.Code == CodeProtocol && !strings.Contains(re.Msg, w) {
+						t.Errorf("PROTOCOL %q lacks %s", re.Msg, w)
+					}
+				}
 			}
-		}
-		if codes[CodeProtocol] != 1 || codes[CodeTimeout] != 1 {
-			t.Fatalf("errors by code %v, want one PROTOCOL and one TIMEOUT", codes)
-		}
-	})
+			if codes[CodeProtocol] != 1 || codes[CodeTimeout] != 1 {
+				t.Fatalf("errors by code %v, want one PROTOCOL and one TIMEOUT", codes)
+			}
+		})
+	}
 	t.Run("version", func(t *testing.T) {
 		l := listen(t, ServerConfig{})
 		nc, err := net.Dial("tcp", l.Addr().String())
