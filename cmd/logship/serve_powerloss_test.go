@@ -10,7 +10,10 @@ package main
 // server directory as `logship serve` would on its next start, and checks
 // that every task's image is the shipped journal replayed to the task's
 // durable position, that a task never goes back, and that from a task's
-// "acked" mark on, the task is complete.
+// "acked" mark on, the task is complete. With --retain, the directory as
+// it stands at each acked mark is served again on the host, and recover
+// --at must rebuild the task at marks of the shipped journal from the
+// history that survived.
 
 import (
 	"bytes"
@@ -23,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/logship/logship/barrier"
@@ -66,19 +70,25 @@ sed 's/^/SERVE-ERR /' /tmp/serve.log
 func TestServePowerLoss(t *testing.T) {
 	for _, tc := range []struct {
 		name, flags string
-		partial     bool
+		partial     bool // images may hold part of the next window
+		history     bool // the tasks keep their history: recover --at works
 	}{
 		// Checkpoints and staging rotations often, so that crash states
 		// fall between every step of the group commit. Its recovery
 		// brings the image exactly to the durable position.
-		{"group-commit", "--checkpoint-every 20ms --staging-rotate 512KiB", false},
+		{"group-commit", "--checkpoint-every 20ms --staging-rotate 512KiB", false, false},
+		// The same with the staging logs retained: at each acked mark the
+		// server directory is also kept, and afterwards a real serve on
+		// it must give the state at three of the journal's marks through
+		// recover --at.
+		{"group-commit-retain", "--retain --checkpoint-every 20ms --staging-rotate 512KiB", false, true},
 		// A crash inside a window leaves the image at the durable
 		// position plus part of the next window (docs/architecture.md,
 		// "Durability"): every sector holds what it holds before that
 		// window or after it.
-		{"sync-per-window", "--sync-per-window", true},
+		{"sync-per-window", "--sync-per-window", true, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) { servePowerLoss(t, tc.flags, tc.partial) })
+		t.Run(tc.name, func(t *testing.T) { servePowerLoss(t, tc.flags, tc.partial, tc.history) })
 	}
 }
 
@@ -126,7 +136,7 @@ func sameOrNext(img, before, after []byte) bool {
 // crash states between them.
 const shipWindowEntries = 64
 
-func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
+func servePowerLoss(t *testing.T, serveFlags string, partial, history bool) {
 	h := shipHarness(t)
 	wl := fixtures.DefaultWorkload(11, 512)
 	wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 500, 4<<20, 32
@@ -188,6 +198,8 @@ func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
 		seen     = map[string]int{}
 		ends     = windowEnds(t, src, shipWindowEntries)
 		partials int
+		kept     = t.TempDir()
+		keeps    []string // server directories kept at the acked marks
 	)
 	mnt := t.TempDir()
 	check := func(ctx context.Context, s *bench.State) ([]byte, error) {
@@ -202,7 +214,7 @@ func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
 			return nil, nil // before the server made its directory
 		}
 		var logs bytes.Buffer
-		srv, err := replica.Open(ctx, replica.Config{Dir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		srv, err := replica.Open(ctx, replica.Config{Dir: dir, Retain: history, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			return logs.Bytes(), fmt.Errorf("recovering %s: %w", dir, err)
 		}
@@ -245,6 +257,13 @@ func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
 			}
 			seen[ts.Name]++
 		}
+		if label, ok := strings.CutPrefix(s.Entry.Label, "acked-"); ok && history && s.Entry.IsMark() && s.Explore == 0 {
+			keep := filepath.Join(kept, label)
+			if out, err := exec.CommandContext(ctx, "cp", "-a", dir, keep).CombinedOutput(); err != nil {
+				return out, fmt.Errorf("keeping %s: %v", dir, err)
+			}
+			keeps = append(keeps, keep)
+		}
 		for task, at := range complete {
 			if s.Entry.Index >= at && !slices.ContainsFunc(st.Tasks, func(ts control.TaskStatus) bool { return ts.Name == task }) {
 				return []byte(report.String()), fmt.Errorf("task %s missing at or after its acked mark (entry %d)", task, at)
@@ -264,6 +283,9 @@ func servePowerLoss(t *testing.T, serveFlags string, partial bool) {
 			t.Errorf("no crash state held task %s", task)
 		}
 	}
+	if history {
+		recoverAtMarks(t, keeps, src, wl.DeviceSize)
+	}
 	t.Logf("server disk journal: %d entries; %d points and %d explored states checked in %v (materializing %v, checks %v); states with a: %d, b: %d; images with part of the next window: %d",
 		sum.Entries, sum.Points, sum.Explored, sum.Total.Round(1e6), sum.Prepare.Round(1e6), sum.Check.Round(1e6), seen["a"], seen["b"], partials)
 }
@@ -281,4 +303,49 @@ func ramDir(t *testing.T) string {
 		}
 	}
 	return t.TempDir()
+}
+
+// recoverAtMarks starts a server on each directory in dirs, the state of
+// the server's disk at the mark acked-TASK, and checks that task TASK,
+// complete there, recovers with --at at the first, a middle and the last
+// mark of the shipped journal src to src replayed up to that mark.
+func recoverAtMarks(t *testing.T, dirs []string, src []byte, size int64) {
+	t.Helper()
+	type mark struct {
+		label string
+		index int64
+	}
+	var marks []mark
+	r, err := journal.NewReader(bytes.NewReader(src), int64(len(src)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.IsMark() {
+			marks = append(marks, mark{e.Label, e.Index})
+		}
+	}
+	if len(marks) < 3 {
+		t.Fatalf("the shipped journal has %d marks", len(marks))
+	}
+	if len(dirs) != 2 {
+		t.Fatalf("%d server directories kept at acked marks, want 2", len(dirs))
+	}
+	for _, dir := range dirs {
+		task := filepath.Base(dir)
+		p := startServe(t, dir, "--retain") // a server without it ends the history
+		for _, m := range []mark{marks[0], marks[len(marks)/2], marks[len(marks)-1]} {
+			target := filepath.Join(t.TempDir(), "recovered")
+			if r := logship(t, "recover", "--from", p.addr, "--task", task, "--insecure", "--at", m.label, target); r.code != 0 {
+				t.Fatalf("recover --at %s of task %s: exit %d\n%s", m.label, task, r.code, r.stderr)
+			}
+			serveSameImage(t, fmt.Sprintf("task %s at mark %s (entry %d)", task, m.label, m.index), target, serveReference(t, src, size, m.index+1))
+		}
+		if err := p.stop(t, syscall.SIGTERM); err != nil {
+			t.Fatalf("serve on %s: %v", dir, err)
+		}
+	}
 }
