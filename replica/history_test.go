@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -17,17 +16,12 @@ import (
 // journalMarks lists the marks of j: label and entry index.
 func journalMarks(t *testing.T, j *testJournal) (labels []string, at []int64) {
 	t.Helper()
-	r, err := journal.NewReader(bytes.NewReader(j.b), int64(len(j.b)))
+	marks, err := fixtures.Marks(j.b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for e, err := range r.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.IsMark() {
-			labels, at = append(labels, e.Label), append(at, e.Index)
-		}
+	for _, m := range marks {
+		labels, at = append(labels, m.Label), append(at, m.Index)
 	}
 	return labels, at
 }

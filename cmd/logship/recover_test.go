@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/logship/logship/fixtures"
-	"github.com/logship/logship/journal"
 )
 
 // TestRecoverAt: a task created by a full sync of a random image on a
@@ -36,19 +35,14 @@ func TestRecoverAt(t *testing.T) {
 	}
 	// The journal's marks, and the state at each: base, then the journal
 	// up to the mark.
-	r, err := journal.NewReader(bytes.NewReader(jbytes), int64(len(jbytes)))
+	marks, err := fixtures.Marks(jbytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var labels []string
 	var at []int64
-	for e, err := range r.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.IsMark() {
-			labels, at = append(labels, e.Label), append(at, e.Index)
-		}
+	for _, m := range marks {
+		labels, at = append(labels, m.Label), append(at, m.Index)
 	}
 	if len(labels) < 3 {
 		t.Fatalf("%d marks in the workload; the test wants a few", len(labels))

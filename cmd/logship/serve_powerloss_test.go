@@ -329,22 +329,9 @@ func ramDir(t *testing.T) string {
 // mark of the shipped journal src to src replayed up to that mark.
 func recoverAtMarks(t *testing.T, dirs []string, src []byte, size int64) {
 	t.Helper()
-	type mark struct {
-		label string
-		index int64
-	}
-	var marks []mark
-	r, err := journal.NewReader(bytes.NewReader(src), int64(len(src)))
+	marks, err := fixtures.Marks(src)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for e, err := range r.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.IsMark() {
-			marks = append(marks, mark{e.Label, e.Index})
-		}
 	}
 	if len(marks) < 3 {
 		t.Fatalf("the shipped journal has %d marks", len(marks))
@@ -355,12 +342,12 @@ func recoverAtMarks(t *testing.T, dirs []string, src []byte, size int64) {
 	for _, dir := range dirs {
 		task := filepath.Base(dir)
 		p := startServe(t, dir, "--retain") // a server without it ends the history
-		for _, m := range []mark{marks[0], marks[len(marks)/2], marks[len(marks)-1]} {
+		for _, m := range []fixtures.Mark{marks[0], marks[len(marks)/2], marks[len(marks)-1]} {
 			target := filepath.Join(t.TempDir(), "recovered")
-			if r := logship(t, "recover", "--from", p.addr, "--task", task, "--insecure", "--at", m.label, target); r.code != 0 {
-				t.Fatalf("recover --at %s of task %s: exit %d\n%s", m.label, task, r.code, r.stderr)
+			if r := logship(t, "recover", "--from", p.addr, "--task", task, "--insecure", "--at", m.Label, target); r.code != 0 {
+				t.Fatalf("recover --at %s of task %s: exit %d\n%s", m.Label, task, r.code, r.stderr)
 			}
-			serveSameImage(t, fmt.Sprintf("task %s at mark %s (entry %d)", task, m.label, m.index), target, serveReference(t, src, size, m.index+1))
+			serveSameImage(t, fmt.Sprintf("task %s at mark %s (entry %d)", task, m.Label, m.Index), target, serveReference(t, src, size, m.Index+1))
 		}
 		if err := p.stop(t, syscall.SIGTERM); err != nil {
 			t.Fatalf("serve on %s: %v", dir, err)
