@@ -101,6 +101,14 @@ type ServerConfig struct {
 	// MaxPending bounds the connections in handshake or waiting for the
 	// rest of their session (DefaultMaxPending if 0); more are refused.
 	MaxPending int
+	// Authorize, if set, is called on every stream once the peer has
+	// authenticated and before anything of the task is touched, with the
+	// peer's identity (see Session.Identity) and the task it asked for. A
+	// non-nil error refuses the connection: the client gets ERROR
+	// (FORBIDDEN) and its Dial an error matching ErrForbidden. The error's
+	// text stays on the server (OnRefuse); the client is told only the
+	// identity and the task. Authorize may be called concurrently.
+	Authorize func(identity, task string) error
 	// OnRefuse, if set, is told about every connection or session that was
 	// refused (authentication, timeouts, malformed hellos, ...).
 	OnRefuse func(remote net.Addr, err error)

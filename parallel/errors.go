@@ -35,6 +35,9 @@ var (
 	ErrTimeout = errors.New("parallel: timeout")
 	// ErrBusy: the server has too many pending connections.
 	ErrBusy = errors.New("parallel: server busy")
+	// ErrForbidden: the peer authenticated but its identity is not granted
+	// the task it asked for (ServerConfig.Authorize).
+	ErrForbidden = errors.New("parallel: forbidden")
 	// ErrInsecure: insecure (plaintext) mode on an address that is not
 	// loopback, or a configuration that mixes auth modes.
 	ErrInsecure = errors.New("parallel: insecure mode needs a loopback address")
@@ -70,6 +73,7 @@ const (
 	CodeStreamLost  Code = 12
 	CodeUnsupported Code = 13
 	CodeInternal    Code = 14
+	CodeForbidden   Code = 15
 	CodeApplication Code = 0x100
 )
 
@@ -78,7 +82,7 @@ var codeNames = map[Code]string{
 	CodeChecksum: "CHECKSUM", CodeTooLarge: "TOO_LARGE", CodeUnknownType: "UNKNOWN_TYPE",
 	CodeWindow: "WINDOW", CodeCredit: "CREDIT", CodeVersion: "VERSION", CodeAuth: "AUTH",
 	CodeTimeout: "TIMEOUT", CodeBusy: "BUSY", CodeStreamLost: "STREAM_LOST",
-	CodeUnsupported: "UNSUPPORTED", CodeInternal: "INTERNAL",
+	CodeUnsupported: "UNSUPPORTED", CodeInternal: "INTERNAL", CodeForbidden: "FORBIDDEN",
 }
 
 func (c Code) String() string {
@@ -93,7 +97,7 @@ var codeSentinels = map[Code]error{
 	CodeClosed: ErrSessionClosed, CodeProtocol: ErrProtocol, CodeMalformed: ErrMalformed,
 	CodeChecksum: ErrChecksum, CodeTooLarge: ErrFrameTooLarge, CodeUnknownType: ErrUnknownType,
 	CodeWindow: ErrWindow, CodeCredit: ErrCredit, CodeVersion: ErrVersion, CodeAuth: ErrAuth,
-	CodeTimeout: ErrTimeout, CodeBusy: ErrBusy,
+	CodeTimeout: ErrTimeout, CodeBusy: ErrBusy, CodeForbidden: ErrForbidden,
 }
 
 // codeOf picks the code to send to the peer for a local error.

@@ -226,6 +226,8 @@ type conn struct {
 	fw   *frameWriter
 	peer hello   // server side: the client's hello
 	ok   helloOK // client side: the server's answer
+	// identity is the authenticated identity of the peer (Session.Identity).
+	identity string
 }
 
 // I/O buffer sizes per stream.
@@ -283,6 +285,7 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg *ClientConfig, mode A
 		nc = tc
 	}
 	c := newConn(nc, int(h.index))
+	c.identity = IdentityInsecure
 	if err := c.send(Frame{Type: TypeHello, Payload: h.marshal()}); err != nil {
 		return nil, tlsErr(err)
 	}
@@ -320,6 +323,10 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg *ClientConfig, mode A
 		if !hmac.Equal(want[:], ok.proof[:]) {
 			return nil, fmt.Errorf("%w: server's PSK proof does not match (wrong key or impostor)", ErrAuth)
 		}
+		c.identity = PSKIdentity(DefaultKeyName)
+	}
+	if tc, isTLS := nc.(*tls.Conn); isTLS {
+		c.identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
 	}
 	c.ok = ok
 	nc.SetDeadline(time.Time{})
@@ -350,6 +357,10 @@ func serverHandshake(ctx context.Context, nc net.Conn, l *Listener) (*conn, erro
 		nc = tc
 	}
 	c := newConn(nc, -1)
+	c.identity = IdentityInsecure
+	if tc, isTLS := nc.(*tls.Conn); isTLS {
+		c.identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
+	}
 	refuse := func(err error) (*conn, error) {
 		c.sendError(codeOf(err), err.Error())
 		return nil, err
@@ -399,6 +410,11 @@ func serverHandshake(ctx context.Context, nc net.Conn, l *Listener) (*conn, erro
 			return refuse(fmt.Errorf("%w: stream %d of session %x: PSK proof does not match", ErrAuth, h.index, h.session[:4]))
 		}
 		ok.proof = proof(cfg.PSK, labelServer, t)
+		c.identity = PSKIdentity(DefaultKeyName)
+	}
+	if err := authorize(cfg, c.identity, h.task); err != nil {
+		c.sendError(CodeForbidden, forbiddenMessage(c.identity, h.task))
+		return nil, err
 	}
 	if err := c.send(Frame{Type: TypeHelloOK, Payload: ok.marshal()}); err != nil {
 		return nil, err
