@@ -16,7 +16,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/logship/logship/bench"
+	"github.com/logship/logship/bench/campaign"
+	"github.com/logship/logship/bench/netbench"
 )
 
 func init() {
@@ -99,35 +100,35 @@ streams, one line per link model.`)
 	if err != nil {
 		return usagef("--streams %q: %v", *streamsS, err)
 	}
-	var models []bench.Link
+	var models []netbench.Link
 	if len(*links) == 0 {
 		*links = []string{"loopback"}
 	}
 	for _, s := range *links {
-		l, err := bench.ParseLink(s)
+		l, err := netbench.ParseLink(s)
 		if err != nil {
 			return usagef("--link: %v", err)
 		}
 		models = append(models, l)
 	}
-	variants := []bench.Variant{{}}
+	variants := []netbench.Variant{{}}
 	if *compare != "" {
 		for v := range strings.SplitSeq(*compare, ",") {
-			vv, ok := bench.Variants[v]
+			vv, ok := netbench.Variants[v]
 			if !ok || v == "default" {
 				return usagef("--compare %q: want zstd, nocoalesce or sync", v)
 			}
 			variants = append(variants, vv)
 		}
 	}
-	if *plotF != "" && !slices.Contains(bench.PlotFormats, plotFormat(*plotF)) {
+	if *plotF != "" && !slices.Contains(netbench.PlotFormats, plotFormat(*plotF)) {
 		return usagef("--plot %q: want a .svg, .png or .pdf file", *plotF)
 	}
 	if *repeat < 1 || *repeat > 100 {
 		return usagef("--repeat %d: want 1 to 100", *repeat)
 	}
 	if len(*from) > 0 {
-		var all []bench.Measurement
+		var all []netbench.Measurement
 		for _, name := range *from {
 			ms, err := readMeasurements(name)
 			if err != nil {
@@ -135,14 +136,14 @@ streams, one line per link model.`)
 			}
 			all = append(all, ms...)
 		}
-		table := bench.NewTable(e.stdout)
+		table := netbench.NewTable(e.stdout)
 		for _, m := range all {
 			var err error
 			switch {
 			case *jsonOut:
-				err = bench.WriteJSON(e.stdout, m)
+				err = netbench.WriteJSON(e.stdout, m)
 			case *gobench:
-				err = bench.WriteGoBench(e.stdout, m)
+				err = netbench.WriteGoBench(e.stdout, m)
 			default:
 				err = table.Row(m)
 			}
@@ -158,13 +159,13 @@ streams, one line per link model.`)
 	}
 	defer os.RemoveAll(scratch)
 
-	setup := bench.Setup{Journal: *journalF, Dir: scratch, ServeArgs: strings.Fields(*serveArgs), ShipArgs: strings.Fields(*shipArgs)}
+	setup := netbench.Setup{Journal: *journalF, Dir: scratch, ServeArgs: strings.Fields(*serveArgs), ShipArgs: strings.Fields(*shipArgs)}
 	if *workload != "" {
 		size, err := humanize.ParseBytes(*sizeS)
 		if err != nil || size == 0 || size > 1<<44 {
 			return usagef("--size %q: want a size, e.g. 1GiB", *sizeS)
 		}
-		wl := bench.Workload{Kind: *workload, Size: int64(size), Shape: *shapeF, Compressible: *compr, Seed: *seed}
+		wl := netbench.Workload{Kind: *workload, Size: int64(size), Shape: *shapeF, Compressible: *compr, Seed: *seed}
 		if *deviceS != "" {
 			dev, err := humanize.ParseBytes(*deviceS)
 			if err != nil || dev == 0 || dev > 1<<50 {
@@ -183,19 +184,19 @@ streams, one line per link model.`)
 	}
 
 	// benchstat wants every sample; the table, JSON and plot the median.
-	sw := bench.Sweep{Setup: setup, Streams: streams, Links: models, Variants: variants, Repeat: *repeat, ReportAll: *gobench}
+	sw := netbench.Sweep{Setup: setup, Streams: streams, Links: models, Variants: variants, Repeat: *repeat, ReportAll: *gobench}
 	if !*quiet {
 		sw.Progress = e.stderr
 	}
-	table := bench.NewTable(e.stdout)
-	var all []bench.Measurement
-	err = sw.Run(ctx, func(m bench.Measurement) error {
+	table := netbench.NewTable(e.stdout)
+	var all []netbench.Measurement
+	err = sw.Run(ctx, func(m netbench.Measurement) error {
 		all = append(all, m)
 		switch {
 		case *jsonOut:
-			return bench.WriteJSON(e.stdout, m)
+			return netbench.WriteJSON(e.stdout, m)
 		case *gobench:
-			return bench.WriteGoBench(e.stdout, m)
+			return netbench.WriteGoBench(e.stdout, m)
 		}
 		return table.Row(m)
 	})
@@ -206,7 +207,7 @@ streams, one line per link model.`)
 }
 
 // writePlot draws ms into the file name (nothing if name is empty).
-func writePlot(name, title string, ms []bench.Measurement) error {
+func writePlot(name, title string, ms []netbench.Measurement) error {
 	if name == "" {
 		return nil
 	}
@@ -217,7 +218,7 @@ func writePlot(name, title string, ms []bench.Measurement) error {
 	if err != nil {
 		return err
 	}
-	if err := bench.Plot(f, ms, title, plotFormat(name)); err != nil {
+	if err := netbench.Plot(f, ms, title, plotFormat(name)); err != nil {
 		f.Close()
 		return err
 	}
@@ -225,17 +226,17 @@ func writePlot(name, title string, ms []bench.Measurement) error {
 }
 
 // readMeasurements reads the lines of a `logship bench --json` output.
-func readMeasurements(name string) ([]bench.Measurement, error) {
+func readMeasurements(name string) ([]netbench.Measurement, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	var ms []bench.Measurement
+	var ms []netbench.Measurement
 	for i, line := range strings.Split(string(b), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		var m bench.Measurement
+		var m netbench.Measurement
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			return nil, fmt.Errorf("%s:%d: not a logship bench --json line: %v", name, i+1, err)
 		}
@@ -311,7 +312,7 @@ Prints a summary; exit 1 if any run failed.`)
 	var (
 		runs     = fs.Int("runs", 20, "number of runs")
 		seed     = fs.Uint64("seed", 1, "seed of the first run")
-		faults   = fs.String("faults", strings.Join(bench.CampaignFaults, ","), "fault kinds to inject")
+		faults   = fs.String("faults", strings.Join(campaign.CampaignFaults, ","), "fault kinds to inject")
 		jobs     = fs.Int("jobs", 1, "runs at once")
 		journals = fs.StringArray("journal", nil, "a real journal (e.g. a kernel capture; .zst is decompressed) some runs ship (repeatable)")
 		dir      = fs.String("dir", "", "scratch directory (default: the system's temp dir)")
@@ -338,12 +339,12 @@ Prints a summary; exit 1 if any run failed.`)
 	}
 	var kinds []string
 	for k := range strings.SplitSeq(*faults, ",") {
-		if !slices.Contains(bench.CampaignFaults, k) {
-			return usagef("--faults: unknown fault %q (want %s)", k, strings.Join(bench.CampaignFaults, ", "))
+		if !slices.Contains(campaign.CampaignFaults, k) {
+			return usagef("--faults: unknown fault %q (want %s)", k, strings.Join(campaign.CampaignFaults, ", "))
 		}
 		kinds = append(kinds, k)
 	}
-	c := &bench.Campaign{Runs: *runs, Seed: *seed, Faults: kinds, Jobs: *jobs, Dir: *dir, Journals: *journals, Explore: *explore, RunTimeout: *timeout}
+	c := &campaign.Campaign{Runs: *runs, Seed: *seed, Faults: kinds, Jobs: *jobs, Dir: *dir, Journals: *journals, Explore: *explore, RunTimeout: *timeout}
 	if !*quiet {
 		c.Progress = e.stderr
 	}
@@ -351,7 +352,7 @@ Prints a summary; exit 1 if any run failed.`)
 		c.Log = e.stderr
 	}
 	sum, err := c.Run(ctx)
-	if err != nil && !errors.Is(err, bench.ErrCampaign) {
+	if err != nil && !errors.Is(err, campaign.ErrCampaign) {
 		if sum.Runs == 0 {
 			return err
 		}
@@ -364,7 +365,7 @@ Prints a summary; exit 1 if any run failed.`)
 		printCampaign(e.stdout, sum)
 	}
 	switch {
-	case errors.Is(err, bench.ErrCampaign):
+	case errors.Is(err, campaign.ErrCampaign):
 		return checkFailed{fmt.Sprintf("%d of %d runs failed; repeat one with --runs 1 --seed SEED", len(sum.Failed), sum.Runs)}
 	case err != nil:
 		return err
@@ -372,12 +373,12 @@ Prints a summary; exit 1 if any run failed.`)
 	return nil
 }
 
-func printCampaign(w io.Writer, s bench.CampaignSummary) {
+func printCampaign(w io.Writer, s campaign.CampaignSummary) {
 	fmt.Fprintf(w, "fault campaign: seed %d, %d runs in %v (%.1fs a run), %d passed\n",
 		s.Seed, s.Runs, s.Elapsed.Round(time.Second), s.Elapsed.Seconds()/float64(max(s.Runs, 1)), s.Passed)
 	var kinds []string
 	total := 0
-	for _, k := range bench.CampaignFaults {
+	for _, k := range campaign.CampaignFaults {
 		if n, ok := s.Faults[k]; ok {
 			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 			total += n

@@ -12,7 +12,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/logship/logship/bench"
+	"github.com/logship/logship/bench/crashtest"
 )
 
 func init() {
@@ -103,16 +103,16 @@ replay-log loops do: the baseline to measure against.`)
 	if fs.NArg() != 1 {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
 	}
-	o := bench.Options{
+	o := crashtest.Options{
 		FromMark: *fromMark, Base: *base, ManifestExact: *exact, Explore: *explore, Seed: *seed,
 		KeepGoing: *keepGoing, WorkDir: *workdir, Parallel: *par,
 	}
 	var err error
-	if o.Points, err = bench.ParsePoints(*points); err != nil {
+	if o.Points, err = crashtest.ParsePoints(*points); err != nil {
 		return usagef("--%v", err)
 	}
 	if *check != "" {
-		o.Check = bench.Command{Line: *check, Timeout: *timeout}
+		o.Check = crashtest.Command{Line: *check, Timeout: *timeout}
 	}
 	if *sizeS != "" {
 		n, err := humanize.ParseBytes(*sizeS)
@@ -123,25 +123,25 @@ replay-log loops do: the baseline to measure against.`)
 	}
 	switch *device {
 	case "loop":
-		o.Device = bench.DeviceLoop
+		o.Device = crashtest.DeviceLoop
 	case "file":
-		o.Device = bench.DeviceFile
+		o.Device = crashtest.DeviceFile
 	default:
 		return usagef("--device %q: want loop or file", *device)
 	}
 	switch *strategy {
 	case "one-pass":
-		o.Strategy = bench.OnePass
+		o.Strategy = crashtest.OnePass
 	case "from-zero":
-		o.Strategy = bench.FromZero
+		o.Strategy = crashtest.FromZero
 	default:
 		return usagef("--strategy %q: want one-pass or from-zero", *strategy)
 	}
 	switch *refresh {
 	case "changed":
-		o.Refresh = bench.RefreshChanged
+		o.Refresh = crashtest.RefreshChanged
 	case "full":
-		o.Refresh = bench.RefreshFull
+		o.Refresh = crashtest.RefreshFull
 	default:
 		return usagef("--refresh %q: want changed or full", *refresh)
 	}
@@ -149,7 +149,7 @@ replay-log loops do: the baseline to measure against.`)
 		return usagef("--explore %d: want 0 or more", *explore)
 	}
 	if *fault != "" {
-		if o.Fault, err = bench.ParseFault(*fault); err != nil {
+		if o.Fault, err = crashtest.ParseFault(*fault); err != nil {
 			return usagef("--%v", err)
 		}
 	}
@@ -158,7 +158,7 @@ replay-log loops do: the baseline to measure against.`)
 		if err != nil {
 			return err
 		}
-		o.Manifest, err = bench.ParseManifest(f)
+		o.Manifest, err = crashtest.ParseManifest(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", *manifest, err)
@@ -182,8 +182,8 @@ replay-log loops do: the baseline to measure against.`)
 	if !*asJSON {
 		fmt.Fprintf(out, "%7s %9s  %-24s %-6s %9s %9s  %s\n", "POINT", "ENTRY", "KIND", "RESULT", "PREPARE", "CHECK", "NOTE")
 	}
-	var failed []bench.Result
-	o.Report = func(r bench.Result) {
+	var failed []crashtest.Result
+	o.Report = func(r crashtest.Result) {
 		if r.Err != nil {
 			failed = append(failed, r)
 		}
@@ -210,10 +210,10 @@ replay-log loops do: the baseline to measure against.`)
 		}
 	}
 
-	sum, err := bench.Crashtest(ctx, fs.Arg(0), o)
-	var pe *bench.PointError
+	sum, err := crashtest.Crashtest(ctx, fs.Arg(0), o)
+	var pe *crashtest.PointError
 	if err != nil && !errors.As(err, &pe) {
-		if errors.Is(err, bench.ErrBadOptions) {
+		if errors.Is(err, crashtest.ErrBadOptions) {
 			return usagef("%v", err)
 		}
 		return err
@@ -245,14 +245,14 @@ replay-log loops do: the baseline to measure against.`)
 	return nil
 }
 
-func pointLabel(r bench.Result) string {
+func pointLabel(r crashtest.Result) string {
 	if r.Explore > 0 {
 		return strconv.Itoa(r.Seq) + "." + strconv.Itoa(r.Explore)
 	}
 	return strconv.Itoa(r.Seq)
 }
 
-func printPoint(w *bufio.Writer, r bench.Result) {
+func printPoint(w *bufio.Writer, r crashtest.Result) {
 	result, note := "ok", ""
 	if r.Err != nil {
 		result, note = "FAIL", r.Err.Error()
@@ -268,7 +268,7 @@ func printPoint(w *bufio.Writer, r bench.Result) {
 		r.Prepare.Round(10*time.Microsecond), r.Check.Round(10*time.Microsecond), note)
 }
 
-func toPointJSON(r bench.Result, withOutput bool) pointJSON {
+func toPointJSON(r crashtest.Result, withOutput bool) pointJSON {
 	j := pointJSON{Type: "point", Point: r.Seq, Entry: r.Entry.Index, Kind: r.Entry.Flags.String(),
 		Result: "ok", Files: r.Files, PrepareMS: ms(r.Prepare), CheckMS: ms(r.Check)}
 	if r.Entry.IsMark() {

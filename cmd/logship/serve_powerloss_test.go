@@ -30,7 +30,7 @@ import (
 	"testing"
 
 	"github.com/logship/logship/barrier"
-	"github.com/logship/logship/bench"
+	"github.com/logship/logship/bench/crashtest"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/fixtures/vm"
@@ -210,7 +210,7 @@ func servePowerLoss(t *testing.T, serveFlags string, partial, history bool) {
 		keeps    []string // server directories kept at the acked marks
 	)
 	mnt := t.TempDir()
-	check := func(ctx context.Context, s *bench.State) ([]byte, error) {
+	check := func(ctx context.Context, s *crashtest.State) ([]byte, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", s.Device, mnt).CombinedOutput(); err != nil {
@@ -289,9 +289,9 @@ func servePowerLoss(t *testing.T, serveFlags string, partial, history bool) {
 		}
 		return []byte(report.String()), nil
 	}
-	sum, err := bench.Crashtest(t.Context(), res.Journal, bench.Options{
-		Check: bench.CheckFunc(check), FromMark: "serve-start", Explore: 2, Seed: 5,
-		WorkDir: ramDir(t), Device: bench.DeviceLoop,
+	sum, err := crashtest.Crashtest(t.Context(), res.Journal, crashtest.Options{
+		Check: crashtest.CheckFunc(check), FromMark: "serve-start", Explore: 2, Seed: 5,
+		WorkDir: ramDir(t), Device: crashtest.DeviceLoop,
 	})
 	if err != nil {
 		t.Fatalf("%v (%d points, %d explored states checked)", err, sum.Points, sum.Explored)
