@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/journal"
@@ -41,7 +42,7 @@ type FollowConfig struct {
 	ResyncOnGap bool
 	// Sync tunes those syncs (block size, granularity, parallelism); its
 	// Source, Addr, Client, Mode and Log are set by the Follower.
-	Sync SyncConfig
+	Sync blocksync.SyncConfig
 	// SuccessorWait: once a log has ended (its end mark), how long to
 	// wait for the next one before ending, when there is no DMName to ask
 	// whether the target still exists (10 s if 0; with one log, 0).
@@ -384,7 +385,7 @@ func (f *Follower) first(ctx context.Context) (start LogInfo, gap bool, err erro
 			}
 		}
 	}
-	if known && durable.Journal != "" && !control.IsSyncJournal(durable.Journal) && durable.Journal != VerifyJournal {
+	if known && durable.Journal != "" && !control.IsSyncJournal(durable.Journal) && durable.Journal != blocksync.VerifyJournal {
 		gap = true
 		if !cfg.ResyncOnGap {
 			f.log.Warn("the task's durable position is in a journal none of the logs holds: starting a new journal; if that one was not shipped to its end, the image misses its tail (run a differential sync, or ship with --resync-on-gap)",
@@ -406,7 +407,7 @@ func (f *Follower) durable(ctx context.Context) (control.Position, bool, error) 
 		return control.Position{}, false, err
 	}
 	defer sess.Close()
-	ts, ok, err := taskStatus(cctx, sess, f.cfg.Ship.Client.Task)
+	ts, ok, err := blocksync.TaskStatus(cctx, sess, f.cfg.Ship.Client.Task)
 	return ts.Durable, ok, err
 }
 
@@ -667,13 +668,13 @@ func (f *Follower) resync(ctx context.Context, cur LogInfo) (LogInfo, string, er
 	}
 	sc := cfg.Sync
 	sc.Source = "/dev/mapper/" + cfg.Ship.DMName
-	sc.Addr, sc.Client, sc.Mode, sc.Log = cfg.Ship.Addr, cfg.Ship.Client, SyncDiff, f.log
+	sc.Addr, sc.Client, sc.Mode, sc.Log = cfg.Ship.Addr, cfg.Ship.Client, blocksync.SyncDiff, f.log
 	sc.MarkFirst, sc.DMName = false, ""
 	if sc.RetryFor == 0 {
 		sc.RetryFor = cfg.Ship.RetryFor
 	}
 	f.log.Warn("resync: differential sync of the device after logging_disabled", "device", sc.Source, "fresh_log", next, "mark", res.Label)
-	st, err := Sync(ctx, sc)
+	st, err := blocksync.Sync(ctx, sc)
 	if err != nil {
 		return LogInfo{}, "", fmt.Errorf("source: resync of %s: %w", sc.Source, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/journal"
 )
 
@@ -89,8 +90,8 @@ func TestFollowerRotations(t *testing.T) {
 		path, label string
 		seed        uint64
 	}{{logA, "", 31}, {logB, LogLabel(1), 32}, {logA, LogLabel(2), 33}}
-	srv := startBlkServer(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
-	cfg := config(t, "", srv.addr, 3, size)
+	srv := replicatest.Start(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
+	cfg := config(t, "", srv.Addr, 3, size)
 	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	f, err := NewFollower(FollowConfig{Ship: cfg, Logs: []string{logB, logA}, SuccessorWait: 2 * time.Second, Poll: 10 * time.Millisecond})
 	if err != nil {
@@ -147,7 +148,7 @@ func TestFollowerRotations(t *testing.T) {
 			total++
 		}
 	}
-	sameImage(t, srv.image(t, "t"), want)
+	sameImage(t, srv.Image(t, "t"), want)
 	switch {
 	case st.Logs != 3 || st.Rotations != 2 || st.Seq != 2 || st.Log != logA:
 		t.Fatalf("stats: %d logs, %d rotations, now seq %d of %s", st.Logs, st.Rotations, st.Seq, st.Log)
@@ -156,7 +157,7 @@ func TestFollowerRotations(t *testing.T) {
 	}
 	// The durable position is in the third journal, and its window number
 	// counts every window of all three.
-	ts, err := serverStatus(t.Context(), srv.addr, "t")
+	ts, err := serverStatus(t.Context(), srv.Addr, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +184,8 @@ func TestFollowerResume(t *testing.T) {
 	if err := rotatedLog(ctx, logB, LogLabel(1), wlB, 0); err != nil {
 		t.Fatal(err)
 	}
-	srv := startBlkServer(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
-	cfg := config(t, "", srv.addr, 2, size)
+	srv := replicatest.Start(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
+	cfg := config(t, "", srv.Addr, 2, size)
 	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	cfg.Limits.MaxEntries = 20
 	cfg.BytesPerSecond = 8 << 20
@@ -222,7 +223,7 @@ func TestFollowerResume(t *testing.T) {
 		j, _ := wl.Bytes()
 		fixtures.ReplaySequential(j, want, -1)
 	}
-	sameImage(t, srv.image(t, "t"), want)
+	sameImage(t, srv.Image(t, "t"), want)
 	if left := 6001 - first.Durable.NextEntry + 6002; second.Entries > left {
 		t.Fatalf("the second run sent %d entries; %d were left", second.Entries, left)
 	}

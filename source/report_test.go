@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
@@ -80,7 +82,7 @@ func serverStatus(ctx context.Context, addr, task string) (control.TaskStatus, e
 		return control.TaskStatus{}, err
 	}
 	defer sess.Close()
-	ts, ok, err := taskStatus(ctx, sess, task)
+	ts, ok, err := blocksync.TaskStatus(ctx, sess, task)
 	if err == nil && !ok {
 		err = fmt.Errorf("no task %s", task)
 	}
@@ -95,8 +97,8 @@ func TestShipReports(t *testing.T) {
 	wl.Entries, wl.DeviceSize = 600, 4<<20
 	j, _ := wl.Bytes()
 	path := writeJournal(t, j)
-	srv := startBlkServer(t, filepath.Join(t.TempDir(), "srv"), "127.0.0.1:0")
-	cfg := config(t, path, srv.addr, 3, wl.DeviceSize)
+	srv := replicatest.Start(t, filepath.Join(t.TempDir(), "srv"), "127.0.0.1:0")
+	cfg := config(t, path, srv.Addr, 3, wl.DeviceSize)
 	cfg.Follow = true // no end mark: it waits for more once everything is read
 	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
 	var (
@@ -123,7 +125,7 @@ func TestShipReports(t *testing.T) {
 		defer cancel()
 		for ctx.Err() == nil {
 			time.Sleep(100 * time.Millisecond)
-			st, err := serverStatus(ctx, srv.addr, "t")
+			st, err := serverStatus(ctx, srv.Addr, "t")
 			if err != nil {
 				continue
 			}

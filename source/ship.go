@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/logship/logship/barrier"
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
@@ -31,7 +32,7 @@ var (
 	ErrOutsideImage = errors.New("source: entry outside the image")
 	// ErrEntryTooLarge: a write larger than the server's credit allows in
 	// one window.
-	ErrEntryTooLarge = errors.New("source: entry larger than the session credit")
+	ErrEntryTooLarge = blocksync.ErrEntryTooLarge
 	// ErrJournalMismatch: the server answered for another journal.
 	ErrJournalMismatch = errors.New("source: the server's position is for another journal")
 )
@@ -492,26 +493,6 @@ func isCode(err error, code parallel.Code) bool {
 	var re *parallel.RemoteError
 	return errors.As(err, &re) && re.Code == code
 }
-
-// TaskError is the server refusing to open the task (an error reply to
-// OpOpen) or answering nonsense. Reconnecting does not help, unless its
-// code is retryable (control.Retryable: the task is busy, the server's
-// disk is full, ...).
-type TaskError struct {
-	Task string
-	Err  error
-	Hint string
-}
-
-func (e *TaskError) Error() string {
-	s := fmt.Sprintf("task %q: %v", e.Task, e.Err)
-	if e.Hint != "" {
-		s += " (" + e.Hint + ")"
-	}
-	return s
-}
-
-func (e *TaskError) Unwrap() error { return e.Err }
 
 // fromMark finds FromMark once per Run.
 func (s *Shipper) fromMark(ctx context.Context, j *journalFile) (int64, error) {

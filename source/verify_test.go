@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
@@ -99,8 +101,8 @@ func TestVerifyAtMark(t *testing.T) {
 	dir := t.TempDir()
 	const size = 4 << 20
 	v := newLiveVolume(t, dir, size)
-	srv := startBlkServer(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
-	cfg := config(t, filepath.Join(dir, "log"), srv.addr, 3, size)
+	srv := replicatest.Start(t, filepath.Join(dir, "srv"), "127.0.0.1:0")
+	cfg := config(t, filepath.Join(dir, "log"), srv.Addr, 3, size)
 	cfg.Client.Task = "v"
 	cfg.Follow = true
 	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
@@ -123,10 +125,10 @@ func TestVerifyAtMark(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	vcfg := VerifyConfig{Source: filepath.Join(dir, "dev"), Addr: srv.addr, Client: blkClient("v"), AtMark: v.mark, MarkWait: time.Minute}
+	vcfg := blocksync.VerifyConfig{Source: filepath.Join(dir, "dev"), Addr: srv.Addr, Client: replicatest.Client("v"), AtMark: v.mark, MarkWait: time.Minute}
 	for round := range 3 {
 		v.write(200, true)
-		res, err := Verify(t.Context(), vcfg)
+		res, err := blocksync.Verify(t.Context(), vcfg)
 		if err != nil {
 			t.Fatalf("round %d: verify at a mark: %v", round, err)
 		}
@@ -136,25 +138,25 @@ func TestVerifyAtMark(t *testing.T) {
 	}
 	// A write the target did not log: exactly its range differs.
 	offs := v.write(1, false)
-	res, err := Verify(t.Context(), vcfg)
+	res, err := blocksync.Verify(t.Context(), vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Range{{offs[0], 4096}}; !slices.Equal(res.Ranges, want) {
+	if want := []blocksync.Range{{Offset: offs[0], Length: 4096}}; !slices.Equal(res.Ranges, want) {
 		t.Fatalf("an unlogged write at %d: ranges %v, want %v", offs[0], res.Ranges, want)
 	}
 	// A mark that never reaches the log.
 	lost := vcfg
 	lost.AtMark = func(string) error { return nil }
 	lost.MarkWait = 300 * time.Millisecond
-	if _, err := Verify(t.Context(), lost); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := blocksync.Verify(t.Context(), lost); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("verify at a mark that is not logged: %v, want a deadline", err)
 	}
 	// Without --at-mark the task is the ship's.
 	plain := vcfg
 	plain.AtMark = nil
 	var re *parallel.RemoteError
-	if _, err := Verify(t.Context(), plain); !errors.As(err, &re) || re.Code != control.CodeTaskBusy {
+	if _, err := blocksync.Verify(t.Context(), plain); !errors.As(err, &re) || re.Code != control.CodeTaskBusy {
 		t.Fatalf("verify while a ship holds the task: %v, want TASK_BUSY", err)
 	}
 	// No ship: nobody applies the mark; verify gives up after MarkWait.
@@ -163,7 +165,7 @@ func TestVerifyAtMark(t *testing.T) {
 		t.Fatalf("ship: %v", err)
 	}
 	shipDone <- nil
-	if _, err := Verify(t.Context(), lost); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := blocksync.Verify(t.Context(), lost); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("verify at a mark with no ship running: %v, want a deadline", err)
 	}
 	// A ship that comes back applies it: verify waits for it, and the
@@ -183,11 +185,11 @@ func TestVerifyAtMark(t *testing.T) {
 		go func() { time.Sleep(200 * time.Millisecond); _, err := shipper2.Run(ctx2); ship2 <- err }()
 		return nil
 	}
-	res, err = Verify(t.Context(), later)
+	res, err = blocksync.Verify(t.Context(), later)
 	if err != nil {
 		t.Fatalf("verify at a mark, the ship starting after it: %v", err)
 	}
-	if want := []Range{{offs[0], 4096}}; !slices.Equal(res.Ranges, want) {
+	if want := []blocksync.Range{{Offset: offs[0], Length: 4096}}; !slices.Equal(res.Ranges, want) {
 		t.Fatalf("ranges %v, want %v", res.Ranges, want)
 	}
 	cancel2()

@@ -9,7 +9,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
-	"github.com/logship/logship/source"
+	"github.com/logship/logship/blocksync"
 )
 
 // progressFlags are the progress flags of sync, verify and recover.
@@ -44,7 +44,7 @@ const progressEvery = 500 * time.Millisecond
 // startProgress draws, on w, a line with the bytes scanned of the total,
 // the rate, the time left and the bytes moved (sent or received), every
 // progressEvery, until the returned stop is called; stop erases it.
-func startProgress(w io.Writer, what, moved string, p *source.Progress) (stop func()) {
+func startProgress(w io.Writer, what, moved string, p *blocksync.Progress) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	start := time.Now()

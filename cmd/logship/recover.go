@@ -9,8 +9,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/devio"
-	"github.com/logship/logship/source"
 )
 
 func init() {
@@ -43,9 +43,9 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	cf := addClientFlags(fs, "from")
 	var (
 		full    = fs.Bool("full", false, "pull the whole image without comparing")
-		gS      = fs.String("granularity", humanize.IBytes(source.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
-		bsS     = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading, a power of two")
-		par     = fs.Int("parallel", source.DefaultParallel, "blocks read and pieces fetched at once")
+		gS      = fs.String("granularity", humanize.IBytes(blocksync.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
+		bsS     = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading, a power of two")
+		par     = fs.Int("parallel", blocksync.DefaultParallel, "blocks read and pieces fetched at once")
 		at      = fs.String("at", "", "recover the state at this mark (needs serve --retain since the task was created)")
 		jsonOut = fs.Bool("json", false, "print the summary as a JSON object")
 	)
@@ -60,7 +60,7 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	if err != nil {
 		return err
 	}
-	cfg := source.RecoverConfig{Target: fs.Arg(0), Addr: addr, Client: client, Full: *full, Parallel: *par, At: *at, Progress: &source.Progress{}}
+	cfg := blocksync.RecoverConfig{Target: fs.Arg(0), Addr: addr, Client: client, Full: *full, Parallel: *par, At: *at, Progress: &blocksync.Progress{}}
 	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	if show {
 		stop = startProgress(e.stderr, "recover: compared", "received", cfg.Progress)
 	}
-	st, err := source.Recover(ctx, cfg)
+	st, err := blocksync.Recover(ctx, cfg)
 	stop()
 	if errors.Is(err, devio.ErrBusy) {
 		return fmt.Errorf("%s is mounted or in use (an exclusive open was refused); unmount it, or stop what holds it, and retry: %w", cfg.Target, err)

@@ -11,9 +11,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/parallel"
-	"github.com/logship/logship/source"
 )
 
 func init() {
@@ -115,14 +115,14 @@ stdout.`)
 	cf := addClientFlags(fs, "to")
 	var (
 		mode      = fs.String("mode", "diff", "full (every block) or diff (only what differs)")
-		bsS       = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading and scheduling, a power of two")
-		gS        = fs.String("granularity", humanize.IBytes(source.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
-		par       = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
+		bsS       = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading and scheduling, a power of two")
+		gS        = fs.String("granularity", humanize.IBytes(blocksync.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
+		par       = fs.Int("parallel", blocksync.DefaultParallel, "blocks read at once")
 		markFirst = fs.Bool("mark-first", false, "put a mark in the journal before syncing (with --dm-name)")
 		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE")
 		freeze    = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) for the whole sync")
 		restart   = fs.Bool("restart", false, "start over instead of resuming an interrupted sync")
-		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
+		retryFor  = fs.Duration("retry-for", blocksync.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
 		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens on stderr")
 	)
@@ -137,13 +137,13 @@ stdout.`)
 	if err != nil {
 		return err
 	}
-	cfg := source.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, MarkFirst: *markFirst,
-		DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor, Progress: &source.Progress{}}
+	cfg := blocksync.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, MarkFirst: *markFirst,
+		DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor, Progress: &blocksync.Progress{}}
 	switch *mode {
 	case "full":
-		cfg.Mode = source.SyncFull
+		cfg.Mode = blocksync.SyncFull
 	case "diff":
-		cfg.Mode = source.SyncDiff
+		cfg.Mode = blocksync.SyncDiff
 	default:
 		return usagef("--mode %q: want full or diff", *mode)
 	}
@@ -172,7 +172,7 @@ stdout.`)
 	if show {
 		stop = startProgress(e.stderr, "sync: scanned", "sent", cfg.Progress)
 	}
-	st, err := source.Sync(ctx, cfg)
+	st, err := blocksync.Sync(ctx, cfg)
 	stop()
 	if err != nil {
 		if st.Sessions > 0 {
@@ -209,7 +209,7 @@ type syncSummary struct {
 	Seconds      float64 `json:"seconds"`
 }
 
-func printSyncSummary(w io.Writer, st source.SyncStats, asJSON bool, state string) {
+func printSyncSummary(w io.Writer, st blocksync.SyncStats, asJSON bool, state string) {
 	wire := st.WireOut + st.WireIn
 	if asJSON {
 		b, _ := json.Marshal(syncSummary{

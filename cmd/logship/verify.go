@@ -8,8 +8,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/logship/logship/blocksync"
 	"github.com/logship/logship/devio"
-	"github.com/logship/logship/source"
 )
 
 func init() {
@@ -45,13 +45,13 @@ system (its writers wait while verify reads), or an unmounted, quiet
 device.`)
 	cf := addClientFlags(fs, "to")
 	var (
-		gS      = fs.String("granularity", humanize.IBytes(source.DefaultVerifyGranularity), "size of the pieces compared and reported, a power of two from 512 bytes")
-		bsS     = fs.String("block-size", humanize.IBytes(source.DefaultBlockSize), "unit of reading, a power of two")
-		par     = fs.Int("parallel", source.DefaultParallel, "blocks read at once")
+		gS      = fs.String("granularity", humanize.IBytes(blocksync.DefaultVerifyGranularity), "size of the pieces compared and reported, a power of two from 512 bytes")
+		bsS     = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading, a power of two")
+		par     = fs.Int("parallel", blocksync.DefaultParallel, "blocks read at once")
 		freeze  = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) while SOURCE is read")
 		atMark  = fs.Bool("at-mark", false, "compare as of a mark put in the journal of a running ship (with --dm-name)")
 		dmName  = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE (for --at-mark)")
-		wait    = fs.Duration("mark-wait", source.DefaultMarkWait, "with --at-mark: how long to wait for the ship to apply the mark")
+		wait    = fs.Duration("mark-wait", blocksync.DefaultMarkWait, "with --at-mark: how long to wait for the ship to apply the mark")
 		jsonOut = fs.Bool("json", false, "print JSON objects, one per line")
 	)
 	pf := addProgressFlags(fs)
@@ -68,7 +68,7 @@ device.`)
 	if *atMark != (*dmName != "") {
 		return usagef("--at-mark and --dm-name go together")
 	}
-	cfg := source.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, MarkWait: *wait, Progress: &source.Progress{}}
+	cfg := blocksync.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, MarkWait: *wait, Progress: &blocksync.Progress{}}
 	if *atMark {
 		name := *dmName
 		cfg.AtMark = func(label string) error { return devio.Mark(name, label) }
@@ -87,7 +87,7 @@ device.`)
 	if show {
 		stop = startProgress(e.stderr, "verify: compared", "of digests", cfg.Progress)
 	}
-	res, err := source.Verify(ctx, cfg)
+	res, err := blocksync.Verify(ctx, cfg)
 	stop()
 	if err != nil {
 		return err

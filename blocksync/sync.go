@@ -1,4 +1,4 @@
-package source
+package blocksync
 
 import (
 	"context"
@@ -309,7 +309,7 @@ func parseSyncID(s string) (syncID, bool) {
 // MarkFirst).
 func (s *syncer) choose(ctx context.Context, sess *parallel.Session) error {
 	cfg := &s.cfg
-	ts, ok, err := taskStatus(ctx, sess, cfg.Client.Task)
+	ts, ok, err := TaskStatus(ctx, sess, cfg.Client.Task)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package source
+package blocksync
 
 import (
 	"bytes"
@@ -12,73 +12,9 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/parallel"
-	"github.com/logship/logship/replica"
 )
-
-// blkServer is a real replica.Server on loopback: the sync, verify and
-// recover tests need its digests and read calls and its window path.
-type blkServer struct {
-	dir, addr string
-	srv       *replica.Server
-	l         *parallel.Listener
-	cancel    context.CancelFunc
-	done      chan error
-}
-
-// blkCredit is the credit of the test servers: it bounds what a sync has
-// in flight, which a server stop may lose.
-const blkCredit = 4 << 20
-
-// startBlkServer serves dir on addr ("127.0.0.1:0" for any port).
-func startBlkServer(t testing.TB, dir, addr string) *blkServer {
-	t.Helper()
-	srv, err := replica.Open(t.Context(), replica.Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := parallel.Listen(addr, parallel.ServerConfig{Insecure: true, Handler: srv.Handle, Credit: blkCredit})
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &blkServer{dir: dir, addr: l.Addr().String(), srv: srv, l: l, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- srv.Serve(ctx, l) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-// stop shuts the server down (idempotent).
-func (s *blkServer) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	<-s.done
-	s.l.Close()
-	s.srv.Close()
-	s.cancel = nil
-}
-
-// image returns the task's image once every session has ended.
-func (s *blkServer) image(t testing.TB, task string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	if err := s.srv.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(s.dir, task, "image"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func blkClient(task string) parallel.ClientConfig {
-	return parallel.ClientConfig{Task: task, Streams: 3, Insecure: true}
-}
 
 // blkDevice writes a file of size bytes: random 4 KiB pages, a third of
 // them zeros, and returns its path and content.
@@ -121,7 +57,7 @@ func change(t testing.TB, p string, b []byte, seed uint64, n int, zeroOff, zeroL
 }
 
 func syncCfg(t testing.TB, src, addr, task string, mode SyncMode) SyncConfig {
-	return SyncConfig{Source: src, Addr: addr, Client: blkClient(task), Mode: mode, Log: testLogger(t), Progress: &Progress{}}
+	return SyncConfig{Source: src, Addr: addr, Client: replicatest.Client(task), Mode: mode, Log: replicatest.Logger(t), Progress: &Progress{}}
 }
 
 func runSync(t testing.TB, cfg SyncConfig) SyncStats {
@@ -138,7 +74,7 @@ func runSync(t testing.TB, cfg SyncConfig) SyncStats {
 
 func runVerify(t testing.TB, src, addr, task string) VerifyResult {
 	t.Helper()
-	res, err := Verify(t.Context(), VerifyConfig{Source: src, Addr: addr, Client: blkClient(task)})
+	res, err := Verify(t.Context(), VerifyConfig{Source: src, Addr: addr, Client: replicatest.Client(task)})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -150,29 +86,29 @@ func runVerify(t testing.TB, src, addr, task string) VerifyResult {
 // bytes, verify finds exactly the corrupted pieces, recover restores.
 func TestSyncVerifyRecover(t *testing.T) {
 	const size = 24 << 20
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 1, size)
 
-	st := runSync(t, syncCfg(t, src, srv.addr, "rt", SyncDiff))
+	st := runSync(t, syncCfg(t, src, srv.Addr, "rt", SyncDiff))
 	if st.Mode != SyncFull || st.BlocksSent != size>>20 {
 		t.Fatalf("first sync of a new task: %+v", st)
 	}
-	if !bytes.Equal(srv.image(t, "rt"), data) {
+	if !bytes.Equal(srv.Image(t, "rt"), data) {
 		t.Fatal("image differs after the full sync")
 	}
-	if res := runVerify(t, src, srv.addr, "rt"); !res.Equal() {
+	if res := runVerify(t, src, srv.Addr, "rt"); !res.Equal() {
 		t.Fatalf("verify after the full sync: %+v", res.Ranges)
 	}
 
 	// Unchanged: a few hundred bytes on the wire.
-	st = runSync(t, syncCfg(t, src, srv.addr, "rt", SyncDiff))
+	st = runSync(t, syncCfg(t, src, srv.Addr, "rt", SyncDiff))
 	if st.BlocksSent != 0 || st.WireOut+st.WireIn > 8<<10 {
 		t.Fatalf("diff sync of an unchanged device: %+v", st)
 	}
 
 	// 60 pages changed and 100 KiB zeroed.
 	change(t, src, data, 2, 60, 5<<20+4096, 100<<10)
-	st = runSync(t, syncCfg(t, src, srv.addr, "rt", SyncDiff))
+	st = runSync(t, syncCfg(t, src, srv.Addr, "rt", SyncDiff))
 	changed := int64(60*4096 + 100<<10)
 	if st.WriteBytes+st.DiscardBytes > changed || st.WriteBytes+st.DiscardBytes < changed-8*4096 {
 		t.Fatalf("diff sync moved %d+%d bytes for about %d changed", st.WriteBytes, st.DiscardBytes, changed)
@@ -180,12 +116,12 @@ func TestSyncVerifyRecover(t *testing.T) {
 	if wire := st.WireOut + st.WireIn; wire > st.WriteBytes+st.WriteBytes/10+size/1000 {
 		t.Fatalf("diff sync: %d bytes on the wire for %d bytes of data", wire, st.WriteBytes)
 	}
-	if !bytes.Equal(srv.image(t, "rt"), data) {
+	if !bytes.Equal(srv.Image(t, "rt"), data) {
 		t.Fatal("image differs after the diff sync")
 	}
 
 	// Corrupt the image: verify reports exactly those 512-byte pieces.
-	img := filepath.Join(srv.dir, "rt", "image")
+	img := filepath.Join(srv.Dir, "rt", "image")
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +133,7 @@ func TestSyncVerifyRecover(t *testing.T) {
 		}
 	}
 	f.Close()
-	res := runVerify(t, src, srv.addr, "rt")
+	res := runVerify(t, src, srv.Addr, "rt")
 	var want []Range
 	for _, off := range offs {
 		want = append(want, Range{off / 512 * 512, 512})
@@ -217,7 +153,7 @@ func TestSyncVerifyRecover(t *testing.T) {
 	if err := os.WriteFile(target, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rst, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("rt")})
+	rst, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("rt")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,18 +161,18 @@ func TestSyncVerifyRecover(t *testing.T) {
 		t.Fatalf("recover: %+v", rst)
 	}
 	got, _ := os.ReadFile(target)
-	if !bytes.Equal(got, srv.image(t, "rt")) {
+	if !bytes.Equal(got, srv.Image(t, "rt")) {
 		t.Fatal("the target differs from the image after recover")
 	}
 	// Into a new file: everything, zeros not sent.
 	target2 := filepath.Join(t.TempDir(), "new")
-	rst, err = Recover(t.Context(), RecoverConfig{Target: target2, Addr: srv.addr, Client: blkClient("rt")})
+	rst, err = Recover(t.Context(), RecoverConfig{Target: target2, Addr: srv.Addr, Client: replicatest.Client("rt")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ = os.ReadFile(target2)
-	if !rst.Full || !bytes.Equal(got, srv.image(t, "rt")) || rst.DataBytes >= size*3/4 {
-		t.Fatalf("recover into a new file: %+v, equal %v", rst, bytes.Equal(got, srv.image(t, "rt")))
+	if !rst.Full || !bytes.Equal(got, srv.Image(t, "rt")) || rst.DataBytes >= size*3/4 {
+		t.Fatalf("recover into a new file: %+v, equal %v", rst, bytes.Equal(got, srv.Image(t, "rt")))
 	}
 }
 
@@ -244,9 +180,9 @@ func TestSyncVerifyRecover(t *testing.T) {
 // is not durable, and sends nothing before it.
 func TestSyncResume(t *testing.T) {
 	const size = 32 << 20
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 3, size)
-	cfg := syncCfg(t, src, srv.addr, "res", SyncFull)
+	cfg := syncCfg(t, src, srv.Addr, "res", SyncFull)
 	cfg.MaxInFlight = 2 << 20
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
@@ -270,7 +206,7 @@ func TestSyncResume(t *testing.T) {
 	if sent := st2.StartBlock + st2.BlocksSent; sent != size>>20 {
 		t.Fatalf("resumed at block %d and sent %d blocks of %d", st2.StartBlock, st2.BlocksSent, size>>20)
 	}
-	if !bytes.Equal(srv.image(t, "res"), data) {
+	if !bytes.Equal(srv.Image(t, "res"), data) {
 		t.Fatal("image differs after the resumed sync")
 	}
 	// A third sync starts a new run (the second completed).
@@ -286,21 +222,21 @@ func TestSyncResume(t *testing.T) {
 func TestSyncServerRestart(t *testing.T) {
 	const size = 32 << 20
 	dir := t.TempDir()
-	srv := startBlkServer(t, dir, "127.0.0.1:0")
+	srv := replicatest.Start(t, dir, "127.0.0.1:0")
 	src, data := blkDevice(t, 4, size)
-	cfg := syncCfg(t, src, srv.addr, "rs", SyncFull)
+	cfg := syncCfg(t, src, srv.Addr, "rs", SyncFull)
 	cfg.MaxInFlight = 2 << 20
 	cfg.RetryFor = 30 * time.Second
 	done := make(chan struct{})
-	var srv2 *blkServer
+	var srv2 *replicatest.Server
 	go func() {
 		defer close(done)
 		for cfg.Progress.Moved() < 8<<20 {
 			time.Sleep(time.Millisecond)
 		}
-		srv.stop()
+		srv.Stop()
 		time.Sleep(300 * time.Millisecond)
-		srv2 = startBlkServer(t, dir, srv.addr)
+		srv2 = replicatest.Start(t, dir, srv.Addr)
 	}()
 	st := runSync(t, cfg)
 	<-done
@@ -315,10 +251,10 @@ func TestSyncServerRestart(t *testing.T) {
 			nonzero += 4096
 		}
 	}
-	if st.WriteBytes > nonzero+blkCredit+1<<20 {
+	if st.WriteBytes > nonzero+replicatest.Credit+1<<20 {
 		t.Fatalf("%d bytes of data sent for %d bytes of data on the device", st.WriteBytes, nonzero)
 	}
-	if !bytes.Equal(srv2.image(t, "rs"), data) {
+	if !bytes.Equal(srv2.Image(t, "rs"), data) {
 		t.Fatal("image differs after the sync across a restart")
 	}
 }
@@ -326,10 +262,10 @@ func TestSyncServerRestart(t *testing.T) {
 // TestSyncMarkFirst: the mark is put before anything is read, named in
 // the journal identity, and kept when the sync resumes.
 func TestSyncMarkFirst(t *testing.T) {
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, _ := blkDevice(t, 5, 4<<20)
 	var marks []string
-	cfg := syncCfg(t, src, srv.addr, "mk", SyncDiff)
+	cfg := syncCfg(t, src, srv.Addr, "mk", SyncDiff)
 	cfg.MarkFirst, cfg.DMName = true, "lw"
 	cfg.mark = func(name, label string) error {
 		if name != "lw" {
@@ -371,18 +307,18 @@ func TestSyncIDRoundTrip(t *testing.T) {
 
 // TestVerifySizes: a source longer than the image differs by its tail.
 func TestVerifySizes(t *testing.T) {
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 6, 2<<20)
-	runSync(t, syncCfg(t, src, srv.addr, "sz", SyncFull))
+	runSync(t, syncCfg(t, src, srv.Addr, "sz", SyncFull))
 	if err := os.WriteFile(src, append(data, make([]byte, 4096)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := runVerify(t, src, srv.addr, "sz")
+	res := runVerify(t, src, srv.Addr, "sz")
 	if len(res.Ranges) != 1 || res.Ranges[0] != (Range{2 << 20, 4096}) {
 		t.Fatalf("ranges %v", res.Ranges)
 	}
 	// A task that does not exist.
-	if _, err := Verify(t.Context(), VerifyConfig{Source: src, Addr: srv.addr, Client: blkClient("none")}); !errors.As(err, new(*TaskError)) {
+	if _, err := Verify(t.Context(), VerifyConfig{Source: src, Addr: srv.Addr, Client: replicatest.Client("none")}); !errors.As(err, new(*control.TaskError)) {
 		t.Fatalf("verify of a missing task: %v", err)
 	}
 }
@@ -390,9 +326,9 @@ func TestVerifySizes(t *testing.T) {
 // TestRecoverRefused: a locked target, and --at on a server that did not
 // retain the task's history, are refused before anything is written.
 func TestRecoverRefused(t *testing.T) {
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, _ := blkDevice(t, 7, 1<<20)
-	runSync(t, syncCfg(t, src, srv.addr, "lk", SyncFull))
+	runSync(t, syncCfg(t, src, srv.Addr, "lk", SyncFull))
 	target := filepath.Join(t.TempDir(), "t")
 	if err := os.WriteFile(target, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
@@ -401,14 +337,14 @@ func TestRecoverRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("lk")})
+	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("lk")})
 	held.Close()
 	if !errors.Is(err, devio.ErrBusy) {
 		t.Fatalf("recover into a locked file: %v", err)
 	}
-	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("lk"), At: "m"})
+	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("lk"), At: "m"})
 	var re *parallel.RemoteError
-	if !errors.As(err, new(*TaskError)) || !errors.As(err, &re) || re.Code != control.CodeNoHistory {
+	if !errors.As(err, new(*control.TaskError)) || !errors.As(err, &re) || re.Code != control.CodeNoHistory {
 		t.Fatalf("recover --at without a retained history: %v", err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
@@ -433,10 +369,10 @@ func TestLeafRuns(t *testing.T) {
 // TestRecoverNoTask: a recover that fails before writing anything leaves
 // no file it created.
 func TestRecoverNoTask(t *testing.T) {
-	srv := startBlkServer(t, t.TempDir(), "127.0.0.1:0")
+	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	target := filepath.Join(t.TempDir(), "new")
-	_, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.addr, Client: blkClient("none")})
-	if !errors.As(err, new(*TaskError)) {
+	_, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("none")})
+	if !errors.As(err, new(*control.TaskError)) {
 		t.Fatalf("recover of a missing task: %v", err)
 	}
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {

@@ -1,7 +1,9 @@
-package source
+package blocksync
 
 import (
 	"testing"
+
+	"github.com/logship/logship/fixtures/replicatest"
 )
 
 // BenchmarkSync: a sync of a 64 MiB file (a third zeros) to a real
@@ -22,9 +24,9 @@ func BenchmarkSync(b *testing.B) {
 		{"verify", SyncDiff, 0, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := startBlkServer(b, b.TempDir(), "127.0.0.1:0")
+			srv := replicatest.Start(b, b.TempDir(), "127.0.0.1:0")
 			src, data := blkDevice(b, 11, size)
-			cfg := SyncConfig{Source: src, Addr: srv.addr, Client: blkClient("b"), Mode: SyncFull}
+			cfg := SyncConfig{Source: src, Addr: srv.Addr, Client: replicatest.Client("b"), Mode: SyncFull}
 			if _, err := Sync(b.Context(), cfg); err != nil {
 				b.Fatal(err)
 			}
@@ -41,7 +43,7 @@ func BenchmarkSync(b *testing.B) {
 					b.StartTimer()
 				}
 				if tc.verify {
-					res, err := Verify(b.Context(), VerifyConfig{Source: src, Addr: srv.addr, Client: blkClient("b")})
+					res, err := Verify(b.Context(), VerifyConfig{Source: src, Addr: srv.Addr, Client: replicatest.Client("b")})
 					if err != nil || !res.Equal() {
 						b.Fatal(err, res.Ranges)
 					}

@@ -1,10 +1,11 @@
-package source
+package blocksync
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
@@ -13,6 +14,18 @@ import (
 
 // What sync, verify and recover share: their sessions, how they open the
 // task, which failures a retry may cure.
+
+// Defaults for zero fields of SyncConfig.
+const (
+	DefaultRetryFor = 5 * time.Minute
+	// DefaultDrain bounds how long a stopping sync waits for the server to
+	// ack what was sent.
+	DefaultDrain = 10 * time.Second
+)
+
+// ErrEntryTooLarge: a block larger than the server's credit allows in one
+// window (source.ErrEntryTooLarge is this error).
+var ErrEntryTooLarge = errors.New("source: entry larger than the session credit")
 
 // BlockSectorSize is the sector size of the entries a sync sends (its
 // journal's sector size): a device must be a multiple of it.
@@ -35,7 +48,7 @@ func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (co
 	if err != nil {
 		var re *parallel.RemoteError
 		if errors.As(err, &re) && sess.Err() == nil {
-			te := &TaskError{Task: sess.Task(), Err: err}
+			te := &control.TaskError{Task: sess.Task(), Err: err}
 			switch re.Code {
 			case control.CodeNoTask:
 				te.Hint = "sync the device to it first"
@@ -48,29 +61,29 @@ func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (co
 	}
 	var t control.Task
 	if err := control.Unmarshal(resp, &t); err != nil {
-		return t, &TaskError{Task: sess.Task(), Err: err}
+		return t, &control.TaskError{Task: sess.Task(), Err: err}
 	}
 	if t.ImageSize <= 0 || !o.Live && t.Durable.Journal != o.Journal {
-		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("the server answered open with %+v", t)}
+		return t, &control.TaskError{Task: sess.Task(), Err: fmt.Errorf("the server answered open with %+v", t)}
 	}
 	if t.At != o.At {
 		// A server that does not know Open.At ignores it: it would give the
 		// image as it is now.
-		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("%w: the server does not open a task at a mark (a logship serve older than this client?)", ErrNotSupported)}
+		return t, &control.TaskError{Task: sess.Task(), Err: fmt.Errorf("%w: the server does not open a task at a mark (a logship serve older than this client?)", ErrNotSupported)}
 	}
 	return t, nil
 }
 
-// taskStatus returns the status of task name, and false if the server
-// does not have it.
-func taskStatus(ctx context.Context, sess *parallel.Session, name string) (control.TaskStatus, bool, error) {
+// TaskStatus calls OpStatus in sess and returns the status of task name,
+// and false if the server does not have it.
+func TaskStatus(ctx context.Context, sess *parallel.Session, name string) (control.TaskStatus, bool, error) {
 	resp, err := sess.Call(ctx, control.Marshal(control.Request{Op: control.OpStatus}))
 	if err != nil {
 		return control.TaskStatus{}, false, err
 	}
 	var st control.Status
 	if err := control.Unmarshal(resp, &st); err != nil {
-		return control.TaskStatus{}, false, &TaskError{Task: name, Err: err}
+		return control.TaskStatus{}, false, &control.TaskError{Task: name, Err: err}
 	}
 	for _, ts := range st.Tasks {
 		if ts.Name == name {
@@ -85,7 +98,7 @@ func taskStatus(ctx context.Context, sess *parallel.Session, name string) (contr
 func retryable(err error) bool {
 	var re *parallel.RemoteError
 	var le *LocalError
-	var te *TaskError
+	var te *control.TaskError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
