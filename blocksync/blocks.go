@@ -9,6 +9,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
@@ -104,7 +105,7 @@ func retryable(err error) bool {
 		return false
 	case errors.As(err, &re) && re.Code >= parallel.CodeApplication:
 		return control.Retryable(uint16(re.Code))
-	case errors.As(err, &le), errors.Is(err, ErrSize), errors.Is(err, control.ErrTree), errors.Is(err, control.ErrMalformed):
+	case errors.As(err, &le), errors.Is(err, ErrSize), errors.Is(err, digest.ErrTree), errors.Is(err, control.ErrMalformed):
 		return false
 	case errors.As(err, &te):
 		return errors.As(err, &re) && control.Retryable(uint16(re.Code))

@@ -12,10 +12,11 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
-// The client half of the digest tree comparison (control.Tree,
+// The client half of the digest tree comparison (digest.Tree,
 // docs/protocol.md section 7.3) that sync, verify and recover share. A
 // device is taken span by span: a span is a node of a level above the
 // blocks (SpanLevel), at most MaxSpan bytes. The client reads the span's
@@ -48,7 +49,7 @@ const (
 // SpanLevel returns the level of t whose nodes are the spans: the highest
 // level whose unit is at most max(MaxSpan, the block size), and at least
 // the block level.
-func SpanLevel(t control.Tree) int {
+func SpanLevel(t digest.Tree) int {
 	k := t.BlockLevel()
 	for k < t.Top() && t.Unit(k+1) <= max(MaxSpan, t.BlockSize) {
 		k++
@@ -93,7 +94,7 @@ func (p *Progress) move(n int64) {
 
 // spanTree is the local digest tree of one span: the trees of its blocks.
 type spanTree struct {
-	t      control.Tree
+	t      digest.Tree
 	level  int          // the span level
 	index  int64        // the span's node index at level
 	first  int64        // its first block
@@ -118,13 +119,13 @@ func (s *spanTree) digest(level int, i int64) uint64 {
 type blockReader struct {
 	dev  io.ReaderAt
 	path string
-	t    control.Tree
+	t    digest.Tree
 	par  int
 	prog *Progress
 	bufs *alignedPool
 }
 
-func newBlockReader(dev io.ReaderAt, path string, t control.Tree, par int, prog *Progress) *blockReader {
+func newBlockReader(dev io.ReaderAt, path string, t digest.Tree, par int, prog *Progress) *blockReader {
 	return &blockReader{dev: dev, path: path, t: t, par: par, prog: prog, bufs: newAlignedPool(par, t.BlockSize)}
 }
 
@@ -434,7 +435,7 @@ func (c *caller) compareSpans(ctx context.Context, rd *blockReader, first int64,
 
 // leafRuns turns sorted leaf indexes into byte ranges of t, merging
 // adjacent leaves but never across a block boundary.
-func leafRuns(t control.Tree, leaves []int64) []Range {
+func leafRuns(t digest.Tree, leaves []int64) []Range {
 	var rs []Range
 	for _, l := range leaves {
 		off, n := t.Span(0, l)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
@@ -114,7 +115,7 @@ func Recover(ctx context.Context, cfg RecoverConfig) (st RecoverStats, err error
 		return st, err
 	}
 	st.Size = task.ImageSize
-	t := control.Tree{Size: st.Size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
+	t := digest.Tree{Size: st.Size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
 	if err := t.Check(); err != nil {
 		return st, err
 	}
@@ -165,7 +166,7 @@ type restorer struct {
 	cfg *RecoverConfig
 	dev *devio.Device
 	c   *caller
-	t   control.Tree
+	t   digest.Tree
 	st  *RecoverStats // counters, summed by fetch after its goroutines
 }
 

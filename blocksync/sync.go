@@ -17,6 +17,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
@@ -117,7 +118,7 @@ type syncer struct {
 	cfg  SyncConfig
 	log  *slog.Logger
 	dev  *devio.Device
-	tree control.Tree
+	tree digest.Tree
 
 	bufs *alignedPool // block buffers of the workers
 
@@ -198,7 +199,7 @@ func newSyncer(cfg SyncConfig) (*syncer, error) {
 		return nil, err
 	}
 	size := dev.Size()
-	s.tree = control.Tree{Size: size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
+	s.tree = digest.Tree{Size: size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
 	switch {
 	case size <= 0 || size%BlockSectorSize != 0:
 		dev.Close()
@@ -565,7 +566,7 @@ func (s *syncer) pieces(ctx context.Context, job *blockJob, scanned bool) ([]pie
 	for _, r := range job.runs {
 		for at := r.Offset; at < r.End(); at += g {
 			n := min(g, r.End()-at)
-			zero := control.IsZero(block[at-boff : at-boff+n])
+			zero := digest.IsZero(block[at-boff : at-boff+n])
 			if k := len(rs) - 1; k >= 0 && rs[k].off+rs[k].n == at && rs[k].zero == zero && (zero || rs[k].n+n <= maxPiece) {
 				rs[k].n += n
 				continue

@@ -12,6 +12,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/parallel"
 )
@@ -247,7 +248,7 @@ func TestSyncServerRestart(t *testing.T) {
 	// credit) and the window being filled go twice.
 	var nonzero int64
 	for i := 0; i < size; i += 4096 {
-		if !control.IsZero(data[i : i+4096]) {
+		if !digest.IsZero(data[i : i+4096]) {
 			nonzero += 4096
 		}
 	}
@@ -353,7 +354,7 @@ func TestRecoverRefused(t *testing.T) {
 }
 
 func TestLeafRuns(t *testing.T) {
-	tr := control.Tree{Size: 3 << 20, Granularity: 4096, BlockSize: 1 << 20}
+	tr := digest.Tree{Size: 3 << 20, Granularity: 4096, BlockSize: 1 << 20}
 	got := leafRuns(tr, []int64{0, 1, 2, 5, 255, 256, 257, 767})
 	want := []Range{{0, 3 * 4096}, {5 * 4096, 4096}, {255 * 4096, 4096}, {1 << 20, 2 * 4096}, {767 * 4096, 4096}}
 	if len(got) != len(want) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
@@ -148,7 +149,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (res VerifyResult, err error)
 	res.ImageSize = task.ImageSize
 	size := min(res.Size, res.ImageSize)
 	if size > 0 {
-		t := control.Tree{Size: size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
+		t := digest.Tree{Size: size, Granularity: cfg.Granularity, BlockSize: cfg.BlockSize}
 		if err := t.Check(); err != nil {
 			return res, err
 		}

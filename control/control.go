@@ -3,7 +3,8 @@
 // transport: the calls on stream 0 (JSON request and reply bodies, see
 // docs/protocol.md section 7) and the payload of the DATA frames that carry
 // journal entries. The transport moves frames; this package gives them
-// meaning. Both sides import it; it imports only journal.
+// meaning. Both sides import it; it imports only journal and digest (the
+// digest tree the OpDigests call is about).
 package control
 
 import (
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/journal"
 )
 
@@ -22,7 +24,7 @@ const (
 	OpOpen   = "open"   // open (or create) the session's task; reply: Task
 	OpStatus = "status" // list tasks; reply: Status
 	// OpDigests: digests of nodes of the open task's image's digest tree
-	// (Tree); the reply is binary, see Digests.
+	// (digest.Tree); the reply is binary, see Digests.
 	OpDigests = "digests"
 	// OpRead: bytes of the open task's image; the reply is binary, see
 	// Read.
@@ -139,7 +141,7 @@ func IsSyncJournal(id string) bool { return strings.HasPrefix(id, SyncJournalPre
 // the i-th node; ceil(n/8) bytes) followed by the descendants at level
 // Down of the differing nodes only. See Digests.ParseDigests.
 type Digests struct {
-	Tree    Tree        `json:"tree"`
+	Tree    digest.Tree `json:"tree"`
 	Level   int         `json:"level"`
 	Nodes   []NodeRange `json:"nodes"`
 	Compare []byte      `json:"compare,omitempty"`

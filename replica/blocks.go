@@ -7,12 +7,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
 // The block calls (docs/protocol.md section 7.1): the server's half of
 // sync, verify and recover. OpDigests computes digests of the image's
-// digest tree (control.Tree) for the client to compare with its own;
+// digest tree (digest.Tree) for the client to compare with its own;
 // OpRead returns image bytes, zero pieces left out. Both read the image of
 // the task opened in the session, as it is: windows of the same session
 // that are acked may not be applied to it yet (group commit), so a client
@@ -151,7 +152,7 @@ func eachNode(d *control.Digests, f func(j, node int64)) {
 
 // nodesBelow computes nodes of a level at or below the block level, each
 // from its own bytes, digestParallel at a time.
-func nodesBelow(ctx context.Context, t *task, tr control.Tree, d *control.Digests, own []uint64, down [][]uint64) error {
+func nodesBelow(ctx context.Context, t *task, tr digest.Tree, d *control.Digests, own []uint64, down [][]uint64) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(digestParallel)
 	bufs := newBufPool(digestParallel, tr.Unit(d.Level))
@@ -196,7 +197,7 @@ func (p *bufPool) put(b []byte) {
 
 // nodeBelow computes node i of a level at or below the block level, and
 // its descendants at level down, from the node's bytes.
-func nodeBelow(t *task, tr control.Tree, level int, i int64, down int, buf []byte) (uint64, []uint64, error) {
+func nodeBelow(t *task, tr digest.Tree, level int, i int64, down int, buf []byte) (uint64, []uint64, error) {
 	off, length := tr.Span(level, i)
 	data := buf[:length]
 	if err := readImageAt(t, data, off); err != nil {
@@ -204,14 +205,14 @@ func nodeBelow(t *task, tr control.Tree, level int, i int64, down int, buf []byt
 	}
 	// The levels inside the node are those of a tree whose block is the
 	// node.
-	sub := control.Tree{Size: length, Granularity: tr.Granularity, BlockSize: tr.Unit(level)}
+	sub := digest.Tree{Size: length, Granularity: tr.Granularity, BlockSize: tr.Unit(level)}
 	levels := sub.BlockTree(0, data)
 	return levels[level][0], levels[down], nil
 }
 
 // nodesAbove computes nodes of a level above the block level from the
 // trees of their blocks, which are read digestParallel at a time.
-func nodesAbove(ctx context.Context, t *task, tr control.Tree, d *control.Digests, own []uint64, down [][]uint64) error {
+func nodesAbove(ctx context.Context, t *task, tr digest.Tree, d *control.Digests, own []uint64, down [][]uint64) error {
 	bl := tr.BlockLevel()
 	type node struct {
 		j, i  int64

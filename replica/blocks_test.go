@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
@@ -98,7 +99,7 @@ func TestDigestsCall(t *testing.T) {
 	const size = 3<<20 + 8192
 	img := randomImage(1, size)
 	s := blocksTask(t, ts, "d", img)
-	tr := control.Tree{Size: size, Granularity: 4096, BlockSize: 1 << 20}
+	tr := digest.Tree{Size: size, Granularity: 4096, BlockSize: 1 << 20}
 	// The reference: every level, from the block trees.
 	ref := make([][]uint64, tr.Top()+1)
 	bl := tr.BlockLevel()
@@ -193,7 +194,7 @@ func TestBlockCallsRefused(t *testing.T) {
 	ts := startServer(t, Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	tr := control.Tree{Size: 1 << 20, Granularity: 4096, BlockSize: 1 << 20}
+	tr := digest.Tree{Size: 1 << 20, Granularity: 4096, BlockSize: 1 << 20}
 	// Before open.
 	s := ts.dial(t, "x", 1)
 	_, err := s.Call(ctx, control.Marshal(control.Request{Op: control.OpDigests, Digests: &control.Digests{Tree: tr, Nodes: []control.NodeRange{{0, 1}}}}))
@@ -202,8 +203,8 @@ func TestBlockCallsRefused(t *testing.T) {
 	}
 	s = blocksTask(t, ts, "y", make([]byte, 1<<20))
 	for name, req := range map[string]control.Request{
-		"tree past the image": {Op: control.OpDigests, Digests: &control.Digests{Tree: control.Tree{Size: 2 << 20, Granularity: 4096, BlockSize: 1 << 20}, Nodes: []control.NodeRange{{0, 1}}}},
-		"bad tree":            {Op: control.OpDigests, Digests: &control.Digests{Tree: control.Tree{Size: 1 << 20, Granularity: 4000, BlockSize: 1 << 20}, Nodes: []control.NodeRange{{0, 1}}}},
+		"tree past the image": {Op: control.OpDigests, Digests: &control.Digests{Tree: digest.Tree{Size: 2 << 20, Granularity: 4096, BlockSize: 1 << 20}, Nodes: []control.NodeRange{{0, 1}}}},
+		"bad tree":            {Op: control.OpDigests, Digests: &control.Digests{Tree: digest.Tree{Size: 1 << 20, Granularity: 4000, BlockSize: 1 << 20}, Nodes: []control.NodeRange{{0, 1}}}},
 		"node past the level": {Op: control.OpDigests, Digests: &control.Digests{Tree: tr, Level: 0, Nodes: []control.NodeRange{{256, 1}}}},
 		"read past the image": {Op: control.OpRead, Read: &control.Read{Offset: 1 << 20, Length: 4096, Granularity: 4096}},
 		"read too long":       {Op: control.OpRead, Read: &control.Read{Offset: 0, Length: control.MaxReadLength + 4096, Granularity: 4096}},

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/logship/logship/bench/netbench"
-	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/journal"
 )
@@ -107,7 +107,7 @@ func TestWorkload(t *testing.T) {
 					}
 					for b := 0; b < len(p); b += 4096 {
 						blk := p[b : b+4096]
-						if !control.IsZero(blk[4096-z:]) || control.IsZero(blk[:4096-z]) {
+						if !digest.IsZero(blk[4096-z:]) || digest.IsZero(blk[:4096-z]) {
 							t.Fatalf("entry %d, block %d: not %d random bytes then %d zeros", e.Index, b/4096, 4096-z, z)
 						}
 					}

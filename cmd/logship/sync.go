@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/logship/logship/blocksync"
-	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
 )
 
@@ -69,11 +69,11 @@ func (f clientFlags) config(addrFlag string) (string, parallel.ClientConfig, err
 // parseBlockSizes parses --block-size and --granularity.
 func parseBlockSizes(bsS, gS string) (bs, g int64, err error) {
 	b, err := humanize.ParseBytes(bsS)
-	if err != nil || b == 0 || b&(b-1) != 0 || b > control.MaxBlockSize {
-		return 0, 0, usagef("--block-size %q: want a power of two up to %s", bsS, humanize.IBytes(control.MaxBlockSize))
+	if err != nil || b == 0 || b&(b-1) != 0 || b > digest.MaxBlockSize {
+		return 0, 0, usagef("--block-size %q: want a power of two up to %s", bsS, humanize.IBytes(digest.MaxBlockSize))
 	}
 	gr, err := humanize.ParseBytes(gS)
-	if err != nil || gr < control.MinGranularity || gr&(gr-1) != 0 || gr > b {
+	if err != nil || gr < digest.MinGranularity || gr&(gr-1) != 0 || gr > b {
 		return 0, 0, usagef("--granularity %q: want a power of two from 512 bytes to the block size", gS)
 	}
 	return int64(b), int64(gr), nil

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 )
 
 // The acceptance tests of sync, verify and recover (issue 5) run the real
@@ -322,7 +322,7 @@ func TestSyncKilled(t *testing.T) {
 	}
 	var rest int64 // data bytes from the resume point on
 	for off := s.StartBlock << 20; off < size; off += 4096 {
-		if !control.IsZero(data[off : off+4096]) {
+		if !digest.IsZero(data[off : off+4096]) {
 			rest += 4096
 		}
 	}

@@ -1,10 +1,10 @@
-package control_test
+package digest_test
 
 import (
 	"fmt"
 	"testing"
 
-	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 )
 
 // BenchmarkBlockTree: digesting a 1 MiB block into its tree, the work
@@ -16,7 +16,7 @@ func BenchmarkBlockTree(b *testing.B) {
 	}
 	for _, g := range []int64{512, 4096} {
 		b.Run(fmt.Sprintf("granularity=%d", g), func(b *testing.B) {
-			t := control.Tree{Size: 1 << 30, Granularity: g, BlockSize: 1 << 20}
+			t := digest.Tree{Size: 1 << 30, Granularity: g, BlockSize: 1 << 20}
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -31,6 +31,6 @@ func BenchmarkIsZero(b *testing.B) {
 	data := make([]byte, 1<<20)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		control.IsZero(data)
+		digest.IsZero(data)
 	}
 }

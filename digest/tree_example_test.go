@@ -1,15 +1,15 @@
-package control_test
+package digest_test
 
 import (
 	"fmt"
 
-	"github.com/logship/logship/control"
+	"github.com/logship/logship/digest"
 )
 
 // The levels of the digest tree of a 1 GiB device with 4 KiB leaves and
 // 1 MiB blocks.
 func ExampleTree() {
-	t := control.Tree{Size: 1 << 30, Granularity: 4096, BlockSize: 1 << 20}
+	t := digest.Tree{Size: 1 << 30, Granularity: 4096, BlockSize: 1 << 20}
 	for k := 0; k <= t.Top(); k++ {
 		fmt.Printf("level %d: %d nodes of %d bytes\n", k, t.Nodes(k), t.Unit(k))
 	}
