@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -12,6 +10,7 @@ import (
 
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/journal"
+	"github.com/logship/logship/snapdiff"
 )
 
 func init() {
@@ -73,36 +72,9 @@ two snapshots into a replayable journal. Memory is bounded by --chunk.`)
 	if err != nil {
 		return err
 	}
-	d := differ{w: w, ss: int64(*ss)}
-	a, b := make([]byte, chunk), make([]byte, chunk)
-	for off := int64(0); off < oldD.Size(); off += int64(chunk) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := min(int64(chunk), oldD.Size()-off)
-		if _, err := oldD.ReadAt(a[:n], off); err != nil && err != io.EOF {
-			return err
-		}
-		if _, err := newD.ReadAt(b[:n], off); err != nil && err != io.EOF {
-			return err
-		}
-		for s := int64(0); s < n; s += d.ss {
-			x, y := a[s:s+d.ss], b[s:s+d.ss]
-			switch {
-			case bytes.Equal(x, y):
-				err = d.flushRun()
-			case isZero(y):
-				err = d.add(off+s, nil)
-			default:
-				err = d.add(off+s, y)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if err := d.flushRun(); err != nil { // runs never span chunks: their data is reused
-			return err
-		}
+	st, err := snapdiff.Diff(ctx, w, oldD, newD, oldD.Size(), int64(chunk))
+	if err != nil {
+		return err
 	}
 	for _, err := range []error{w.Flush(), w.Mark(*label), w.Close(), tmp.Sync(), tmp.Close(), os.Rename(tmp.Name(), *out)} {
 		if err != nil {
@@ -110,67 +82,6 @@ two snapshots into a replayable journal. Memory is bounded by --chunk.`)
 		}
 	}
 	fmt.Fprintf(e.stderr, "%s: %d entries: %s written, %s discarded\n", *out, w.Entries(),
-		humanize.IBytes(uint64(d.written)), humanize.IBytes(uint64(d.discarded)))
+		humanize.IBytes(uint64(st.Written)), humanize.IBytes(uint64(st.Discarded)))
 	return nil
-}
-
-// differ coalesces consecutive differing sectors into one write (or one
-// discard, for sectors that became zero).
-type differ struct {
-	w                  *journal.Writer
-	ss                 int64
-	start              int64  // byte offset of the open run, -1 if none
-	n                  int64  // bytes in the open run
-	zero               bool   // the open run is a discard
-	data               []byte // the open run's bytes (a write)
-	written, discarded int64
-}
-
-func (d *differ) add(off int64, sector []byte) error {
-	zero := sector == nil
-	if d.n > 0 && (off != d.start+d.n || zero != d.zero) {
-		if err := d.flushRun(); err != nil {
-			return err
-		}
-	}
-	if d.n == 0 {
-		d.start, d.zero, d.data = off, zero, d.data[:0]
-	}
-	d.n += d.ss
-	if !zero {
-		d.data = append(d.data, sector...)
-	}
-	return nil
-}
-
-func (d *differ) flushRun() error {
-	if d.n == 0 {
-		return nil
-	}
-	sector := uint64(d.start / d.ss)
-	var err error
-	if d.zero {
-		err = d.w.Discard(sector, uint64(d.n/d.ss))
-		d.discarded += d.n
-	} else {
-		err = d.w.Write(sector, d.data, 0)
-		d.written += d.n
-	}
-	d.n = 0
-	return err
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
