@@ -176,11 +176,17 @@ const (
 	MaxDigestReply = 4 << 20 // bytes of digests one Digests reply may need
 )
 
-// Application error codes: the code of an ERROR frame (which ends the
-// session) or of an error reply to a call (which does not) sent by the
-// server, for parallel.Code (docs/protocol.md section 7). Compare with
-// parallel.RemoteError.Code. Retryable says which ones a source should
+// Code is an application error code: the code of an ERROR frame (which
+// ends the session) or of an error reply to a call (which does not) sent
+// by the server, for parallel.Code (docs/protocol.md section 7), from
+// parallel.CodeApplication up. Retryable says which ones a source should
 // retry after a pause (with a new session).
+//
+// The constants are untyped so that they compare with
+// parallel.RemoteError.Code as they are; Code(c).String() names one.
+type Code uint16
+
+// Application error codes (frozen).
 const (
 	CodeBadRequest = 0x101 // a call body or op the server does not understand
 	CodeBadTask    = 0x102 // the task name in the hello is not a valid task name
@@ -196,6 +202,29 @@ const (
 	CodeNoHistory  = 0x10C // open at a mark: the mark is not in the retained staging logs, or they do not reach back to the task's creation
 	CodeReadOnly   = 0x10D // a window on a session opened at a mark
 )
+
+// codeNames are the codes' names in docs/protocol.md section 7.
+var codeNames = map[Code]string{
+	CodeBadRequest: "BAD_REQUEST", CodeBadTask: "BAD_TASK", CodeTaskBusy: "TASK_BUSY",
+	CodeNoTask: "NO_TASK", CodeMismatch: "MISMATCH", CodeNotOpen: "NOT_OPEN",
+	CodeBadEntry: "BAD_ENTRY", CodeSequence: "SEQUENCE", CodeNoSpace: "NO_SPACE",
+	CodeIO: "IO", CodeShutdown: "SHUTDOWN", CodeNoHistory: "NO_HISTORY", CodeReadOnly: "READ_ONLY",
+}
+
+// String is the code's protocol name (NO_TASK), or "code 0x..." for a
+// code this package does not define.
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("code %#x", uint16(c))
+}
+
+// Defined reports whether c is one of the codes above.
+func (c Code) Defined() bool {
+	_, ok := codeNames[c]
+	return ok
+}
 
 // Retryable reports whether an error with this code may go away by itself:
 // the source should open a new session after a pause and resume from the

@@ -73,3 +73,29 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeString: the names are the protocol's (docs/protocol.md section
+// 7); an undefined code is named by its number.
+func TestCodeString(t *testing.T) {
+	for _, tc := range []struct {
+		code    control.Code
+		name    string
+		defined bool
+	}{
+		{control.CodeBadRequest, "BAD_REQUEST", true},
+		{control.CodeTaskBusy, "TASK_BUSY", true},
+		{control.CodeNoTask, "NO_TASK", true},
+		{control.CodeIO, "IO", true},
+		{control.CodeReadOnly, "READ_ONLY", true},
+		{0x100, "code 0x100", false},
+		{0x10E, "code 0x10e", false},
+		{9, "code 0x9", false},
+	} {
+		if got := tc.code.String(); got != tc.name {
+			t.Errorf("Code(%#x).String() = %q, want %q", uint16(tc.code), got, tc.name)
+		}
+		if got := tc.code.Defined(); got != tc.defined {
+			t.Errorf("Code(%#x).Defined() = %v, want %v", uint16(tc.code), got, tc.defined)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/logship/logship/control"
@@ -29,33 +30,7 @@ type Hooks struct {
 // mismatch, not_open, bad_entry, sequence, no_space, io, shutdown,
 // bad_task).
 func ErrorKind(err error) string {
-	switch codeOf(err) {
-	case control.CodeBadRequest:
-		return "bad_request"
-	case control.CodeBadTask:
-		return "bad_task"
-	case control.CodeTaskBusy:
-		return "task_busy"
-	case control.CodeNoTask:
-		return "no_task"
-	case control.CodeMismatch:
-		return "mismatch"
-	case control.CodeNotOpen:
-		return "not_open"
-	case control.CodeBadEntry:
-		return "bad_entry"
-	case control.CodeSequence:
-		return "sequence"
-	case control.CodeNoSpace:
-		return "no_space"
-	case control.CodeShutdown:
-		return "shutdown"
-	case control.CodeNoHistory:
-		return "no_history"
-	case control.CodeReadOnly:
-		return "read_only"
-	}
-	return "io"
+	return strings.ToLower(control.Code(codeOf(err)).String())
 }
 
 // Traffic is what the server's sessions moved, ended ones included.

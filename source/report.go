@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/logship/logship/control"
@@ -60,35 +61,10 @@ func ErrorKind(err error) string {
 
 // codeName names an application or transport error code.
 func codeName(code uint16) string {
-	switch code {
-	case control.CodeBadRequest:
-		return "bad_request"
-	case control.CodeBadTask:
-		return "bad_task"
-	case control.CodeTaskBusy:
-		return "task_busy"
-	case control.CodeNoTask:
-		return "no_task"
-	case control.CodeMismatch:
-		return "mismatch"
-	case control.CodeNotOpen:
-		return "not_open"
-	case control.CodeBadEntry:
-		return "bad_entry"
-	case control.CodeSequence:
-		return "sequence"
-	case control.CodeNoSpace:
-		return "no_space"
-	case control.CodeIO:
-		return "io"
-	case control.CodeShutdown:
-		return "shutdown"
-	case control.CodeNoHistory:
-		return "no_history"
-	case control.CodeReadOnly:
-		return "read_only"
-	}
-	if code < uint16(parallel.CodeApplication) {
+	switch c := control.Code(code); {
+	case c.Defined():
+		return strings.ToLower(c.String())
+	case code < uint16(parallel.CodeApplication):
 		return "transport"
 	}
 	return "other"

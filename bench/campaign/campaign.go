@@ -571,16 +571,7 @@ func codeName(c parallel.Code) string {
 	if c < parallel.CodeApplication {
 		return c.String()
 	}
-	names := map[parallel.Code]string{
-		control.CodeBadRequest: "BAD_REQUEST", control.CodeBadTask: "BAD_TASK", control.CodeTaskBusy: "TASK_BUSY",
-		control.CodeNoTask: "NO_TASK", control.CodeMismatch: "MISMATCH", control.CodeNotOpen: "NOT_OPEN",
-		control.CodeBadEntry: "BAD_ENTRY", control.CodeSequence: "SEQUENCE", control.CodeNoSpace: "NO_SPACE",
-		control.CodeIO: "IO", control.CodeShutdown: "SHUTDOWN", control.CodeNoHistory: "NO_HISTORY", control.CodeReadOnly: "READ_ONLY",
-	}
-	if n, ok := names[c]; ok {
-		return n
-	}
-	return fmt.Sprintf("code %#x", uint16(c))
+	return control.Code(c).String()
 }
 
 func fmtBytes(n int) string {
