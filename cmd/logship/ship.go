@@ -298,45 +298,16 @@ func showShipProgress(w io.Writer, stats func() source.Stats, stop <-chan struct
 	}
 }
 
-// shipSummary is the --json summary.
-type shipSummary struct {
-	State         string  `json:"state"` // done, stopped, failed
-	Task          string  `json:"task"`
-	Journal       string  `json:"journal"`
-	ImageSize     int64   `json:"image_size"`
-	Streams       int     `json:"streams"`
-	Entries       int64   `json:"entries"`
-	Skipped       int64   `json:"skipped,omitempty"`
-	Windows       int64   `json:"windows"`
-	Frames        int64   `json:"frames"`
-	Bytes         int64   `json:"bytes"`
-	WireBytes     int64   `json:"wire_bytes"`
-	Seconds       float64 `json:"seconds"`
-	BytesPerSec   float64 `json:"bytes_per_second"`
-	Reconnects    int     `json:"reconnects"`
-	DurableEntry  int64   `json:"durable_entry"`
-	DurableWindow uint64  `json:"durable_window"`
-}
-
 func printShipSummary(w io.Writer, st source.Stats, asJSON bool, state string) {
-	secs := st.Elapsed.Seconds()
-	rate := 0.0
-	if secs > 0 {
-		rate = float64(st.Bytes) / secs
-	}
+	sum := st.Summary(state)
 	if asJSON {
-		b, _ := json.Marshal(shipSummary{
-			State: state, Task: st.Task, Journal: st.Journal, ImageSize: st.ImageSize, Streams: st.Streams,
-			Entries: st.Entries, Skipped: st.Skipped, Windows: st.Windows, Frames: st.Frames, Bytes: st.Bytes,
-			WireBytes: st.WireBytes, Seconds: secs, BytesPerSec: rate, Reconnects: st.Reconnects,
-			DurableEntry: st.Durable.NextEntry, DurableWindow: st.Durable.NextWindow,
-		})
+		b, _ := json.Marshal(sum)
 		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
 	fmt.Fprintf(w, "ship %s: %d entries in %d windows, %s (%s on the wire) in %v: %s/s over %d streams",
 		state, st.Entries, st.Windows, humanize.IBytes(uint64(st.Bytes)), humanize.IBytes(uint64(st.WireBytes)),
-		st.Elapsed.Round(time.Millisecond), humanize.IBytes(uint64(rate)), st.Streams)
+		st.Elapsed.Round(time.Millisecond), humanize.IBytes(uint64(sum.BytesPerSec)), st.Streams)
 	if st.Skipped > 0 {
 		fmt.Fprintf(w, ", %d entries skipped (--from-mark)", st.Skipped)
 	}

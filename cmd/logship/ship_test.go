@@ -20,6 +20,7 @@ import (
 
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/journal"
+	"github.com/logship/logship/source"
 )
 
 func TestShipUsage(t *testing.T) {
@@ -195,7 +196,7 @@ func TestShip(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
 	}
-	var s shipSummary
+	var s source.Summary
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 		t.Fatalf("--json output %q: %v", r.stdout, err)
 	}
@@ -252,7 +253,7 @@ func TestShipKill(t *testing.T) {
 	<-s.done
 	s2 := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--json")
 	s2.wait(t)
-	var sum shipSummary
+	var sum source.Summary
 	if err := json.Unmarshal(s2.stdout.Bytes(), &sum); err != nil {
 		t.Fatalf("--json output %q: %v", s2.stdout.String(), err)
 	}
@@ -592,7 +593,7 @@ func TestShipFromMark(t *testing.T) {
 	}
 	p := startServe(t, filepath.Join(dir, "srv"))
 	r := logship(t, "ship", path, "--to", p.addr, "--task", "vol", "--insecure", "--from-mark", "m5", "--size", fmt.Sprint(wl.DeviceSize), "--json")
-	var s shipSummary
+	var s source.Summary
 	if err := json.Unmarshal([]byte(r.stdout), &s); r.code != 0 || err != nil {
 		t.Fatalf("ship: exit %d, stdout %q (%v)\n%s", r.code, r.stdout, err, r.stderr)
 	}

@@ -57,7 +57,7 @@ func parseFraction(s string) (float64, error) {
 
 // followSummary is the --json summary of a ship that followed rotations.
 type followSummary struct {
-	shipSummary
+	source.Summary
 	Logs      int   `json:"logs"`
 	Rotations int64 `json:"rotations"`
 	Rotated   int64 `json:"rotated"`
@@ -151,19 +151,9 @@ func printFollowSummary(e *env, st source.FollowStats, asJSON bool, state string
 			st.Logs, st.Rotations, st.Rotated, st.Resyncs, st.Log, st.Seq)
 		return
 	}
-	secs := st.Elapsed.Seconds()
-	rate := 0.0
-	if secs > 0 {
-		rate = float64(st.Bytes) / secs
-	}
 	b, _ := json.Marshal(followSummary{
-		shipSummary: shipSummary{
-			State: state, Task: st.Task, Journal: st.Journal, ImageSize: st.ImageSize, Streams: st.Streams,
-			Entries: st.Entries, Skipped: st.Skipped, Windows: st.Windows, Frames: st.Frames, Bytes: st.Bytes,
-			WireBytes: st.WireBytes, Seconds: secs, BytesPerSec: rate, Reconnects: st.Reconnects,
-			DurableEntry: st.Durable.NextEntry, DurableWindow: st.Durable.NextWindow,
-		},
-		Logs: st.Logs, Rotations: st.Rotations, Rotated: st.Rotated, Resyncs: st.Resyncs,
+		Summary: st.Stats.Summary(state),
+		Logs:    st.Logs, Rotations: st.Rotations, Rotated: st.Rotated, Resyncs: st.Resyncs,
 	})
 	fmt.Fprintf(e.stdout, "%s\n", b)
 }

@@ -4,24 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-)
 
-// ShipSummary is the part of `logship ship --json` the bench reads.
-type ShipSummary struct {
-	State        string  `json:"state"`
-	Entries      int64   `json:"entries"`
-	Windows      int64   `json:"windows"`
-	Bytes        int64   `json:"bytes"`
-	WireBytes    int64   `json:"wire_bytes"`
-	Seconds      float64 `json:"seconds"`
-	Reconnects   int     `json:"reconnects"`
-	DurableEntry int64   `json:"durable_entry"`
-}
+	"github.com/logship/logship/source"
+)
 
 // ParseShipSummary reads the last line of what `logship ship --json`
 // printed.
-func ParseShipSummary(out []byte) (ShipSummary, error) {
-	var s ShipSummary
+func ParseShipSummary(out []byte) (source.Summary, error) {
+	var s source.Summary
 	line := out
 	if i := lastLine(out); i >= 0 {
 		line = out[i:]
