@@ -16,16 +16,8 @@ import (
 // and which windows the server declared durable from ACK frames. That is
 // enough to time every window from its last WINDOW_END to its ack (the
 // apply latency), and for the fault campaign to know every position the
-// server ever acked. The layout below is frozen by the protocol.
-const (
-	hdrType   = 2  // u8
-	hdrLength = 4  // u32, payload bytes on the wire
-	hdrWindow = 8  // u64
-	hdrEntry  = 16 // u64
-
-	helloCount   = 6 // u16, in the HELLO payload
-	helloSession = 8 // [16]byte
-)
+// server ever acked. parallel.ReadFrameHeader and
+// parallel.ReadHelloSession read the frozen layout.
 
 // tapEvent is one frame header seen on a connection.
 type tapEvent struct {
@@ -92,14 +84,13 @@ func (t *tap) feed(p []byte, now time.Time) tapSpan {
 			continue
 		}
 		t.n = 0
-		h := &t.hdr
-		t.typ = parallel.Type(h[hdrType])
-		t.left = int64(binary.LittleEndian.Uint32(h[hdrLength:]))
-		if h[0] != 'L' || h[1] != 'S' || t.left > parallel.MaxPayload {
+		h, err := parallel.ReadFrameHeader(t.hdr[:])
+		if err != nil {
 			t.broken = true
 			break
 		}
-		t.ev = tapEvent{typ: t.typ, window: binary.LittleEndian.Uint64(h[hdrWindow:]), entry: binary.LittleEndian.Uint64(h[hdrEntry:]), at: now}
+		t.typ, t.left = h.Type, int64(h.Length)
+		t.ev = tapEvent{typ: t.typ, window: h.Window, entry: h.Entry, at: now}
 		t.keep = (t.typ == parallel.TypeHello || t.typ == parallel.TypeError) && t.left <= tapKeep
 		if t.left == 0 || !t.keep {
 			t.emit(t.ev)
@@ -166,16 +157,15 @@ func (l *Ledger) errorFrame(ev tapEvent) {
 
 // hello registers a connection of a session; it returns the session's log.
 func (l *Ledger) hello(payload []byte) *sessionLog {
-	if len(payload) < helloSession+16 {
+	id, streams, ok := parallel.ReadHelloSession(payload)
+	if !ok {
 		return nil
 	}
-	var id [16]byte
-	copy(id[:], payload[helloSession:])
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.sessions[id]
 	if s == nil {
-		s = &sessionLog{id: id, streams: int(binary.LittleEndian.Uint16(payload[helloCount:])), windows: make(map[uint64]*windowLog)}
+		s = &sessionLog{id: id, streams: streams, windows: make(map[uint64]*windowLog)}
 		l.sessions[id] = s
 		l.order = append(l.order, s)
 	}

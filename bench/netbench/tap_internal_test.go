@@ -12,23 +12,27 @@ import (
 	"github.com/logship/logship/parallel"
 )
 
-// rawFrame is a frame as the protocol lays it out (docs/protocol.md §2);
-// the tap reads only magic, type, length, window and entry.
+// rawFrame is a frame as the protocol lays it out (docs/protocol.md §2),
+// written here from the document rather than by parallel: magic "LS",
+// type at byte 2, length at 4, window at 8, entry at 16 (the fields the
+// tap reads).
 func rawFrame(typ parallel.Type, window, entry uint64, payload []byte) []byte {
 	h := make([]byte, parallel.HeaderSize)
-	h[0], h[1], h[hdrType] = 'L', 'S', byte(typ)
-	binary.LittleEndian.PutUint32(h[hdrLength:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(h[hdrWindow:], window)
-	binary.LittleEndian.PutUint64(h[hdrEntry:], entry)
+	h[0], h[1], h[2] = 'L', 'S', byte(typ)
+	binary.LittleEndian.PutUint32(h[4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:], window)
+	binary.LittleEndian.PutUint64(h[16:], entry)
 	return append(h, payload...)
 }
 
+// helloPayload is a HELLO payload (docs/protocol.md §4): stream index at
+// byte 4, count at 6, session at 8, task name length at 60, name at 61.
 func helloPayload(session byte, index, count uint16) []byte {
 	p := make([]byte, 61+4)
 	binary.LittleEndian.PutUint16(p[4:], index)
-	binary.LittleEndian.PutUint16(p[helloCount:], count)
+	binary.LittleEndian.PutUint16(p[6:], count)
 	for i := range 16 {
-		p[helloSession+i] = session
+		p[8+i] = session
 	}
 	p[60] = 4
 	copy(p[61:], "task")
@@ -112,7 +116,7 @@ func TestTapBroken(t *testing.T) {
 	tp := &tap{emit: func(tapEvent) { n++ }}
 	tp.feed([]byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n-------------------"), time.Now())
 	big := rawFrame(parallel.TypeData, 0, 0, nil)
-	binary.LittleEndian.PutUint32(big[hdrLength:], parallel.MaxPayload+1)
+	binary.LittleEndian.PutUint32(big[4:], parallel.MaxPayload+1)
 	tp2 := &tap{emit: func(tapEvent) { n++ }}
 	tp2.feed(big, time.Now())
 	if !tp.broken || !tp2.broken || n != 0 {
