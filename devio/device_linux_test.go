@@ -11,6 +11,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/logship/logship/digest"
 )
 
 func TestKindString(t *testing.T) {
@@ -32,7 +34,7 @@ func TestAlignedBuffer(t *testing.T) {
 		if tc.size > 0 && uintptr(unsafe.Pointer(&b[0]))%uintptr(tc.align) != 0 {
 			t.Errorf("AlignedBuffer(%d, %d) at %p: not aligned", tc.size, tc.align, &b[0])
 		}
-		if !isZero(b) {
+		if !digest.IsZero(b) {
 			t.Errorf("AlignedBuffer(%d, %d) not zeroed", tc.size, tc.align)
 		}
 	}
@@ -351,7 +353,7 @@ func TestDiscardFile(t *testing.T) {
 				t.Errorf("size changed to %d", d.Size())
 			}
 			got := readBack(t, p, 0, size)
-			if !isZero(got[off:off+n]) || !bytes.Equal(got[:off], data[:off]) || !bytes.Equal(got[off+n:], data[off+n:]) {
+			if !digest.IsZero(got[off:off+n]) || !bytes.Equal(got[:off], data[:off]) || !bytes.Equal(got[off+n:], data[off+n:]) {
 				t.Error("discarded range does not read zero, or data outside it changed")
 			}
 			if z := d.zeroFilled.Load(); z != 0 {
@@ -361,7 +363,7 @@ func TestDiscardFile(t *testing.T) {
 				if err := d.Discard(off+n+100, 1000); err != nil {
 					t.Fatal(err)
 				}
-				if !isZero(readBack(t, p, off+n+100, 1000)) || !bytes.Equal(readBack(t, p, off+n+1100, 10), data[off+n+1100:off+n+1110]) {
+				if !digest.IsZero(readBack(t, p, off+n+100, 1000)) || !bytes.Equal(readBack(t, p, off+n+1100, 10), data[off+n+1100:off+n+1110]) {
 					t.Error("unaligned discard wrong")
 				}
 			}
@@ -414,10 +416,10 @@ func TestDiscardLoop(t *testing.T) {
 			}
 			// A loop device discards by punching holes in its backing file,
 			// so even DiscardOnly reads back zeros here.
-			if !isZero(got[off:off+n]) || !bytes.Equal(got[:off], data[:off]) || !bytes.Equal(got[off+n:], data[off+n:]) {
+			if !digest.IsZero(got[off:off+n]) || !bytes.Equal(got[:off], data[:off]) || !bytes.Equal(got[off+n:], data[off+n:]) {
 				t.Error("device: discarded range not zero, or data outside it changed")
 			}
-			if !isZero(readBack(t, backing, off, int(n))) {
+			if !digest.IsZero(readBack(t, backing, off, int(n))) {
 				t.Error("backing file: discarded range not zero")
 			}
 			if z := d.zeroFilled.Load(); z != 0 {

@@ -1,7 +1,6 @@
 package devio
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,8 +92,6 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
-
-func isZero(b []byte) bool { return len(bytes.TrimLeft(b, "\x00")) == 0 }
 
 // readBack reads n bytes at off through a fresh buffered handle on path,
 // independent of the Device under test.

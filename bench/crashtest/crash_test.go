@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/logship/logship/bench/crashtest"
+	"github.com/logship/logship/digest"
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/replay"
@@ -118,7 +119,7 @@ func exactChecker(s *synth, seed uint64, states *[]crashtest.Point) crashtest.Ch
 		if len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
 			return nil, fmt.Errorf("%s: %s differs from the sequential replay at byte %d", st.Point, path, firstDiff(got, want))
 		}
-		if !allZero(got[len(want):]) {
+		if !digest.IsZero(got[len(want):]) {
 			return nil, fmt.Errorf("%s: bytes past the journal's device are not zero", st.Point)
 		}
 		if rng.IntN(2) == 0 {
@@ -132,15 +133,6 @@ func exactChecker(s *synth, seed uint64, states *[]crashtest.Point) crashtest.Ch
 		}
 		return nil, nil
 	})
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // wantPoints lists the entries that are points, by the definition.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/logship/logship/digest"
 )
 
 // span is the byte range [off, end).
@@ -306,7 +308,7 @@ func copyBase(path string, buf []byte, dst ...*image) error {
 			}
 			for k := 0; k < len(p); k += blockSize {
 				blk := p[k:min(k+blockSize, len(p))]
-				if allZero(blk) {
+				if digest.IsZero(blk) {
 					continue
 				}
 				for _, im := range dst {
@@ -319,14 +321,4 @@ func copyBase(path string, buf []byte, dst ...*image) error {
 		}
 	}
 	return nil
-}
-
-func allZero(p []byte) bool {
-	for len(p) >= len(zeroBlock) {
-		if !bytes.Equal(p[:len(zeroBlock)], zeroBlock) {
-			return false
-		}
-		p = p[len(zeroBlock):]
-	}
-	return bytes.Equal(p, zeroBlock[:len(p)])
 }
