@@ -41,11 +41,10 @@ creation on. A server that ever ran the task without --retain refuses.
 Stop shipping to the task first: recover needs the task (a ship session
 holding it makes recover wait, then fail with TASK_BUSY).`)
 	cf := addClientFlags(fs, "from")
+	bf := addBlockFlags(fs, blocksync.DefaultSyncGranularity, "unit of reading, a power of two",
+		"unit of comparison and transfer, a power of two from 512 bytes", "blocks read and pieces fetched at once")
 	var (
 		full    = fs.Bool("full", false, "pull the whole image without comparing")
-		gS      = fs.String("granularity", humanize.IBytes(blocksync.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
-		bsS     = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading, a power of two")
-		par     = fs.Int("parallel", blocksync.DefaultParallel, "blocks read and pieces fetched at once")
 		at      = fs.String("at", "", "recover the state at this mark (needs serve --retain since the task was created)")
 		jsonOut = fs.Bool("json", false, "print the summary as a JSON object")
 	)
@@ -60,12 +59,9 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	if err != nil {
 		return err
 	}
-	cfg := blocksync.RecoverConfig{Target: fs.Arg(0), Addr: addr, Client: client, Full: *full, Parallel: *par, At: *at, Progress: &blocksync.Progress{}}
-	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
+	cfg := blocksync.RecoverConfig{Target: fs.Arg(0), Addr: addr, Client: client, Full: *full, At: *at, Progress: &blocksync.Progress{}}
+	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
 		return err
-	}
-	if *par < 1 || *par > 256 {
-		return usagef("--parallel %d: want 1 to 256", *par)
 	}
 	show, err := pf.show(e)
 	if err != nil {

@@ -66,17 +66,37 @@ func (f clientFlags) config(addrFlag string) (string, parallel.ClientConfig, err
 	return *f.addr, c, nil
 }
 
-// parseBlockSizes parses --block-size and --granularity.
-func parseBlockSizes(bsS, gS string) (bs, g int64, err error) {
-	b, err := humanize.ParseBytes(bsS)
+// blockFlags are the digest-tree flags of sync, verify and recover.
+type blockFlags struct {
+	blockSize, granularity *string
+	parallel               *int
+}
+
+// addBlockFlags adds --block-size, --granularity (default granularity) and
+// --parallel, with the command's help texts.
+func addBlockFlags(fs *pflag.FlagSet, granularity int64, bsHelp, gHelp, parHelp string) blockFlags {
+	return blockFlags{
+		blockSize:   fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), bsHelp),
+		granularity: fs.String("granularity", humanize.IBytes(uint64(granularity)), gHelp),
+		parallel:    fs.Int("parallel", blocksync.DefaultParallel, parHelp),
+	}
+}
+
+// config checks the flags and returns the block size, the granularity and
+// the parallelism.
+func (f blockFlags) config() (bs, g int64, par int, err error) {
+	b, err := humanize.ParseBytes(*f.blockSize)
 	if err != nil || b == 0 || b&(b-1) != 0 || b > digest.MaxBlockSize {
-		return 0, 0, usagef("--block-size %q: want a power of two up to %s", bsS, humanize.IBytes(digest.MaxBlockSize))
+		return 0, 0, 0, usagef("--block-size %q: want a power of two up to %s", *f.blockSize, humanize.IBytes(digest.MaxBlockSize))
 	}
-	gr, err := humanize.ParseBytes(gS)
+	gr, err := humanize.ParseBytes(*f.granularity)
 	if err != nil || gr < digest.MinGranularity || gr&(gr-1) != 0 || gr > b {
-		return 0, 0, usagef("--granularity %q: want a power of two from 512 bytes to the block size", gS)
+		return 0, 0, 0, usagef("--granularity %q: want a power of two from 512 bytes to the block size", *f.granularity)
 	}
-	return int64(b), int64(gr), nil
+	if *f.parallel < 1 || *f.parallel > 256 {
+		return 0, 0, 0, usagef("--parallel %d: want 1 to 256", *f.parallel)
+	}
+	return int64(b), int64(gr), *f.parallel, nil
 }
 
 func runSync(ctx context.Context, e *env, args []string) error {
@@ -113,11 +133,10 @@ device's state whatever was written during the sync.
 Progress goes to stderr when stdout and stderr are terminals; the summary to
 stdout.`)
 	cf := addClientFlags(fs, "to")
+	bf := addBlockFlags(fs, blocksync.DefaultSyncGranularity, "unit of reading and scheduling, a power of two",
+		"unit of comparison and transfer, a power of two from 512 bytes", "blocks read at once")
 	var (
 		mode      = fs.String("mode", "diff", "full (every block) or diff (only what differs)")
-		bsS       = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading and scheduling, a power of two")
-		gS        = fs.String("granularity", humanize.IBytes(blocksync.DefaultSyncGranularity), "unit of comparison and transfer, a power of two from 512 bytes")
-		par       = fs.Int("parallel", blocksync.DefaultParallel, "blocks read at once")
 		markFirst = fs.Bool("mark-first", false, "put a mark in the journal before syncing (with --dm-name)")
 		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE")
 		freeze    = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) for the whole sync")
@@ -137,7 +156,7 @@ stdout.`)
 	if err != nil {
 		return err
 	}
-	cfg := blocksync.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, MarkFirst: *markFirst,
+	cfg := blocksync.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, MarkFirst: *markFirst,
 		DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor, Progress: &blocksync.Progress{}}
 	switch *mode {
 	case "full":
@@ -147,14 +166,11 @@ stdout.`)
 	default:
 		return usagef("--mode %q: want full or diff", *mode)
 	}
-	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
+	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
 		return err
 	}
 	if *markFirst && *dmName == "" {
 		return usagef("--mark-first needs --dm-name")
-	}
-	if *par < 1 || *par > 256 {
-		return usagef("--parallel %d: want 1 to 256", *par)
 	}
 	if *retryFor == 0 {
 		cfg.RetryFor = -1

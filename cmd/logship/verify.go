@@ -44,10 +44,9 @@ if nothing writes to SOURCE after the mark: use --freeze on a mounted file
 system (its writers wait while verify reads), or an unmounted, quiet
 device.`)
 	cf := addClientFlags(fs, "to")
+	bf := addBlockFlags(fs, blocksync.DefaultVerifyGranularity, "unit of reading, a power of two",
+		"size of the pieces compared and reported, a power of two from 512 bytes", "blocks read at once")
 	var (
-		gS      = fs.String("granularity", humanize.IBytes(blocksync.DefaultVerifyGranularity), "size of the pieces compared and reported, a power of two from 512 bytes")
-		bsS     = fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), "unit of reading, a power of two")
-		par     = fs.Int("parallel", blocksync.DefaultParallel, "blocks read at once")
 		freeze  = fs.String("freeze", "", "freeze the file system mounted here (FIFREEZE) while SOURCE is read")
 		atMark  = fs.Bool("at-mark", false, "compare as of a mark put in the journal of a running ship (with --dm-name)")
 		dmName  = fs.String("dm-name", "", "device-mapper name of the log-writes target over SOURCE (for --at-mark)")
@@ -68,16 +67,13 @@ device.`)
 	if *atMark != (*dmName != "") {
 		return usagef("--at-mark and --dm-name go together")
 	}
-	cfg := blocksync.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Parallel: *par, Freeze: *freeze, MarkWait: *wait, Progress: &blocksync.Progress{}}
+	cfg := blocksync.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Freeze: *freeze, MarkWait: *wait, Progress: &blocksync.Progress{}}
 	if *atMark {
 		name := *dmName
 		cfg.AtMark = func(label string) error { return devio.Mark(name, label) }
 	}
-	if cfg.BlockSize, cfg.Granularity, err = parseBlockSizes(*bsS, *gS); err != nil {
+	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
 		return err
-	}
-	if *par < 1 || *par > 256 {
-		return usagef("--parallel %d: want 1 to 256", *par)
 	}
 	show, err := pf.show(e)
 	if err != nil {
