@@ -10,4 +10,8 @@
 // apply latency of every window. A [Sweep] runs every stream count over
 // every link model and [Variant]; [Table], [WriteJSON], [WriteGoBench] and
 // [Plot] report. [Workload] generates journals to ship.
+//
+// The package's tests also hold the Go benchmarks of the shipping hot
+// paths, from the entry codec to applying a window (hotpath_test.go,
+// docs/bench.md).
 package netbench
