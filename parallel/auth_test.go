@@ -111,7 +111,7 @@ func TestPSK(t *testing.T) {
 
 // fakeServer accepts one connection, reads the HELLO and answers with
 // answer; for testing the client's checks of the server.
-func fakeServer(t *testing.T, answer func(c *conn, h hello)) string {
+func fakeServer(t *testing.T, answer func(c *shake, h hello, hp []byte)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,13 +125,13 @@ func fakeServer(t *testing.T, answer func(c *conn, h hello)) string {
 			return
 		}
 		defer nc.Close()
-		c := newConn(nc, 0)
-		f, err := c.fr.read()
+		c := newShake(nc)
+		f, err := c.recv(false, TypeHello)
 		if err != nil {
 			return
 		}
 		h, _ := parseHello(f.Payload)
-		answer(c, h)
+		answer(c, h, f.Payload)
 		c.nc.SetReadDeadline(time.Now().Add(testTimeout))
 		c.fr.read() // until the client hangs up
 	}()
@@ -142,27 +142,30 @@ func TestImpostorServer(t *testing.T) {
 	ok := helloOK{version: Version, mode: AuthPSK, keepAlive: 5000, credit: DefaultCredit, maxCalls: 1}
 	for _, tc := range []struct {
 		name   string
-		answer func(c *conn, h hello)
+		answer func(c *shake, h hello, hp []byte)
 		want   string
 	}{
-		{"skips the challenge", func(c *conn, h hello) {
+		{"skips the challenge", func(c *shake, h hello, hp []byte) {
 			c.send(Frame{Type: TypeHelloOK, Payload: ok.marshal()})
 		}, "instead of the PSK challenge"},
-		{"cannot prove the key", func(c *conn, h hello) {
+		{"cannot prove the key", func(c *shake, h hello, hp []byte) {
 			c.send(Frame{Type: TypeAuth, Payload: make([]byte, 32)})
 			c.fr.read()
 			c.send(Frame{Type: TypeHelloOK, Payload: ok.marshal()})
 		}, "server's PSK proof does not match"},
-		{"replays a proof for another nonce", func(c *conn, h hello) {
+		{"replays a proof for another nonce", func(c *shake, h hello, hp []byte) {
 			var ns [32]byte
 			c.send(Frame{Type: TypeAuth, Payload: ns[:]})
 			c.fr.read()
-			h.nonce[0] ^= 1
+			other := h
+			other.nonce[0] ^= 1
 			bad := ok
-			bad.proof = proof(psk, labelServer, transcript(ns, h.nonce, &h))
-			c.send(Frame{Type: TypeHelloOK, Payload: bad.marshal()})
+			b := bad.marshal()
+			p := proof(psk, labelServer, transcript(ns, other.marshal()), okSigned(b))
+			copy(b[okOffProof:], p[:])
+			c.send(Frame{Type: TypeHelloOK, Payload: b})
 		}, "server's PSK proof does not match"},
-		{"answers insecure", func(c *conn, h hello) {
+		{"answers insecure", func(c *shake, h hello, hp []byte) {
 			plain := ok
 			plain.mode = AuthInsecure
 			c.send(Frame{Type: TypeHelloOK, Payload: plain.marshal()})
@@ -177,14 +180,19 @@ func TestImpostorServer(t *testing.T) {
 		})
 	}
 	// A server proving the key is accepted (the fake is right).
-	addr := fakeServer(t, func(c *conn, h hello) {
+	addr := fakeServer(t, func(c *shake, h hello, hp []byte) {
 		var ns [32]byte
 		rand.Read(ns[:])
 		c.send(Frame{Type: TypeAuth, Payload: ns[:]})
 		c.fr.read()
-		good := ok
-		good.proof = proof(psk, labelServer, transcript(ns, h.nonce, &h))
-		c.send(Frame{Type: TypeHelloOK, Payload: good.marshal()})
+		b := ok.marshal()
+		p := proof(psk, labelServer, transcript(ns, hp), okSigned(b))
+		copy(b[okOffProof:], p[:])
+		c.send(Frame{Type: TypeHelloOK, Payload: b})
+		// From here on the fake speaks sealed records, as a server does.
+		c2s, s2c, _ := streamKeys(psk, transcript(ns, hp))
+		rc, _ := newRecordConn(c.nc, c2s, s2c)
+		c.nc, c.fr = rc, newFrameReader(rc, 0)
 	})
 	c, err := Dial(testCtx(t), addr, ClientConfig{PSK: psk, Streams: 1})
 	if err != nil {
@@ -446,13 +454,15 @@ func TestAssembly(t *testing.T) {
 		}
 		defer nc.Close()
 		c := newConn(nc, 0)
-		h := hello{version: 2, mode: AuthInsecure, count: 1, keepAlive: 1000}
+		// A client of protocol version 1 (before sealed PSK records).
+		h := hello{version: 1, mode: AuthInsecure, count: 1, keepAlive: 1000}
 		if err := c.send(Frame{Type: TypeHello, Payload: h.marshal()}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = c.recv()
-		if !errors.Is(err, ErrVersion) {
-			t.Fatalf("server answered %v, want a VERSION error", err)
+		var re *RemoteError
+		if !errors.Is(err, ErrVersion) || !errors.As(err, &re) || !strings.Contains(re.Msg, "version 1, this server 2") {
+			t.Fatalf("server answered %v, want a VERSION error naming both versions", err)
 		}
 	})
 	t.Run("listener close", func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 // (docs/protocol.md) and must not be changed.
 const (
 	// Version is the protocol version this package speaks.
-	Version = 1
+	Version = 2
 	// HeaderSize is the size of a frame header.
 	HeaderSize = 48
 	// MaxPayload bounds a frame's payload, on the wire and decompressed.

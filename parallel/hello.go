@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // AuthMode is how the streams of a session are authenticated (frozen values).
@@ -189,38 +192,38 @@ func parseHelloOK(b []byte) (helloOK, error) {
 	return h, nil
 }
 
-// PSK proof labels (frozen).
+// PSK proof labels (frozen; unchanged from version 1: the transcript
+// carries the version).
 const (
 	labelClient = "logship v1 client proof"
 	labelServer = "logship v1 server proof"
 )
 
-// transcript is T in docs/protocol.md §4.
-func transcript(serverNonce, clientNonce [32]byte, h *hello) []byte {
-	t := make([]byte, 0, 64+2+1+2+2+16+1+len(h.task))
+// transcript is T in docs/protocol.md §4: the server nonce, then the
+// client's HELLO payload as sent.
+func transcript(serverNonce [32]byte, helloPayload []byte) []byte {
+	t := make([]byte, 0, len(serverNonce)+len(helloPayload))
 	t = append(t, serverNonce[:]...)
-	t = append(t, clientNonce[:]...)
-	t = binary.LittleEndian.AppendUint16(t, h.version)
-	t = append(t, byte(h.mode))
-	t = binary.LittleEndian.AppendUint16(t, h.index)
-	t = binary.LittleEndian.AppendUint16(t, h.count)
-	t = append(t, h.session[:]...)
-	t = append(t, byte(len(h.task)))
-	return append(t, h.task...)
+	return append(t, helloPayload...)
 }
 
-func proof(psk []byte, label string, t []byte) [32]byte {
+// proof is HMAC-SHA256(psk, label || t || extra).
+func proof(psk []byte, label string, t, extra []byte) [32]byte {
 	m := hmac.New(sha256.New, psk)
 	m.Write([]byte(label))
 	m.Write(t)
+	m.Write(extra)
 	var p [32]byte
 	copy(p[:], m.Sum(nil))
 	return p
 }
 
+// okSigned is the part of HELLO_OK the server proof covers.
+func okSigned(b []byte) []byte { return b[:okOffProof] }
+
 // conn is one authenticated stream before it joins a session.
 type conn struct {
-	nc   net.Conn // *tls.Conn in TLS mode
+	nc   net.Conn // *tls.Conn in TLS mode, *recordConn in PSK mode
 	br   *bufio.Reader
 	fr   *frameReader
 	fw   *frameWriter
@@ -236,6 +239,7 @@ const (
 	writeBufSize = 256 << 10
 )
 
+// newConn sets up the buffers of an authenticated stream.
 func newConn(nc net.Conn, index int) *conn {
 	br := bufio.NewReaderSize(nc, readBufSize)
 	return &conn{nc: nc, br: br, fr: newFrameReader(br, index), fw: newFrameWriter(nc, writeBufSize)}
@@ -269,47 +273,128 @@ func (c *conn) recv() (Frame, error) {
 	return f, nil
 }
 
+// shake carries the frames of a handshake. It reads straight from the
+// connection, a header and then a payload, so that nothing is read past
+// the handshake (what follows may be sealed records) and nothing is
+// buffered for a peer that has not authenticated; a frame is refused from
+// its header unless its type is the one expected, uncompressed and within
+// that type's small size limit.
+type shake struct {
+	nc    net.Conn
+	fr    *frameReader
+	hdr   header
+	read  uint64 // bytes read
+	index int
+}
+
+func newShake(nc net.Conn) *shake {
+	return &shake{nc: nc, fr: newFrameReader(nc, -1), index: -1}
+}
+
+// recv reads a frame of one of the types in want; an ERROR frame (if
+// errorOK) becomes a *RemoteError.
+func (sh *shake) recv(errorOK bool, want ...Type) (Frame, error) {
+	h, err := sh.fr.readHeader()
+	if err == nil || isFrameErr(err) {
+		sh.read += HeaderSize
+	}
+	if err != nil {
+		return Frame{}, err
+	}
+	if !slices.Contains(want, h.typ()) && !(errorOK && h.typ() == TypeError) {
+		return Frame{}, h.frameError(sh.index, fmt.Errorf("%w: %v frame during the handshake, expected %v", ErrProtocol, h.typ(), want[0]))
+	}
+	if h.flags() != 0 {
+		return Frame{}, h.frameError(sh.index, fmt.Errorf("%w: flags 0x%02x during the handshake", ErrMalformed, uint8(h.flags())))
+	}
+	f, err := sh.fr.readPayload(h)
+	if err != nil {
+		return Frame{}, err
+	}
+	sh.read += uint64(len(f.Payload))
+	if f.Type == TypeError {
+		return f, parseErrorBody(f.Payload)
+	}
+	return f, nil
+}
+
+func isFrameErr(err error) bool {
+	var fe *FrameError
+	return errors.As(err, &fe)
+}
+
+// send writes one frame in a single write.
+func (sh *shake) send(f Frame) error {
+	_, err := sh.nc.Write(encodeFrame(f))
+	return err
+}
+
+// sendError writes an ERROR frame with a short deadline, best effort.
+func (sh *shake) sendError(code Code, msg string) {
+	sendErrorFrame(sh.nc, code, msg)
+}
+
+// encodeFrame encodes an uncompressed frame.
+func encodeFrame(f Frame) []byte {
+	b := make([]byte, HeaderSize+len(f.Payload))
+	var h header
+	h.put(&f, f.Flags, len(f.Payload), len(f.Payload), xxhash.Sum64(f.Payload))
+	copy(b, h[:])
+	copy(b[HeaderSize:], f.Payload)
+	return b
+}
+
+// sendErrorFrame writes an ERROR frame on nc with a short deadline, best
+// effort.
+func sendErrorFrame(nc net.Conn, code Code, msg string) {
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(encodeFrame(Frame{Type: TypeError, Payload: errorBody(code, msg)}))
+}
+
 // clientHandshake runs the client side of the hello on a fresh TCP
-// connection: TLS (if configured), HELLO, the PSK exchange, HELLO_OK.
+// connection: TLS (if configured), HELLO, the PSK exchange, HELLO_OK, and
+// in PSK mode the switch to sealed records.
 func clientHandshake(ctx context.Context, nc net.Conn, cfg *ClientConfig, mode AuthMode, h hello) (*conn, error) {
 	deadline := time.Now().Add(cfg.Timeouts.Handshake)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	nc.SetDeadline(deadline)
+	identity := IdentityInsecure
 	if mode == AuthTLS {
 		tc := tls.Client(nc, cfg.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, tlsErr(err)
 		}
 		nc = tc
+		identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
 	}
-	c := newConn(nc, int(h.index))
-	c.identity = IdentityInsecure
-	if err := c.send(Frame{Type: TypeHello, Payload: h.marshal()}); err != nil {
+	sh := newShake(nc)
+	sh.index = int(h.index)
+	hp := h.marshal()
+	if err := sh.send(Frame{Type: TypeHello, Payload: hp}); err != nil {
 		return nil, tlsErr(err)
 	}
-	f, err := c.recv()
-	if err != nil {
-		return nil, tlsErr(err)
-	}
-	var serverNonce [32]byte
+	var t []byte
 	if mode == AuthPSK {
+		f, err := sh.recv(true, TypeAuth, TypeHelloOK)
+		if err != nil {
+			return nil, clientShakeErr(err, "the PSK challenge")
+		}
 		if f.Type != TypeAuth {
 			return nil, fmt.Errorf("%w: server answered %v instead of the PSK challenge", ErrAuth, f.Type)
 		}
-		copy(serverNonce[:], f.Payload)
-		t := transcript(serverNonce, h.nonce, &h)
-		p := proof(cfg.PSK, labelClient, t)
-		if err := c.send(Frame{Type: TypeAuth, Payload: p[:]}); err != nil {
-			return nil, err
-		}
-		if f, err = c.recv(); err != nil {
+		var ns [32]byte
+		copy(ns[:], f.Payload)
+		t = transcript(ns, hp)
+		p := proof(cfg.PSK, labelClient, t, nil)
+		if err := sh.send(Frame{Type: TypeAuth, Payload: p[:]}); err != nil {
 			return nil, err
 		}
 	}
-	if f.Type != TypeHelloOK {
-		return nil, fmt.Errorf("%w: server answered %v to HELLO", ErrProtocol, f.Type)
+	f, err := sh.recv(true, TypeHelloOK)
+	if err != nil {
+		return nil, clientShakeErr(tlsErr(err), "HELLO_OK")
 	}
 	ok, err := parseHelloOK(f.Payload)
 	if err != nil {
@@ -319,18 +404,36 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg *ClientConfig, mode A
 		return nil, fmt.Errorf("%w: server answered in mode %v, client asked %v", ErrAuth, ok.mode, mode)
 	}
 	if mode == AuthPSK {
-		want := proof(cfg.PSK, labelServer, transcript(serverNonce, h.nonce, &h))
+		want := proof(cfg.PSK, labelServer, t, okSigned(f.Payload))
 		if !hmac.Equal(want[:], ok.proof[:]) {
 			return nil, fmt.Errorf("%w: server's PSK proof does not match (wrong key or impostor)", ErrAuth)
 		}
-		c.identity = PSKIdentity(DefaultKeyName)
+		c2s, s2c, err := streamKeys(cfg.PSK, t)
+		if err != nil {
+			return nil, err
+		}
+		if nc, err = newRecordConn(nc, s2c, c2s); err != nil {
+			return nil, err
+		}
+		identity = PSKIdentity(cfg.pskName())
 	}
-	if tc, isTLS := nc.(*tls.Conn); isTLS {
-		c.identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
-	}
-	c.ok = ok
+	c := newConn(nc, int(h.index))
+	c.ok, c.identity = ok, identity
 	nc.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// clientShakeErr names what the client waited for when the server sent
+// an unexpected frame.
+func clientShakeErr(err error, waited string) error {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return err
+	}
+	if errors.Is(err, ErrProtocol) {
+		return fmt.Errorf("%w (waiting for %s)", err, waited)
+	}
+	return err
 }
 
 // tlsErr marks TLS alerts from the peer (a refused client certificate,
@@ -344,43 +447,52 @@ func tlsErr(err error) error {
 	return err
 }
 
-// serverHandshake runs the server side of the hello. On failure it has
-// already told the client (ERROR) when it could.
+// serverHandshake runs the server side of the hello on nc, a connection
+// registered as pending. On failure it has already told the client
+// (ERROR) when it could. Until the client has authenticated it reads at
+// most one HELLO and one AUTH frame, each refused from its header if it
+// is anything else.
 func serverHandshake(ctx context.Context, nc net.Conn, l *Listener) (*conn, error) {
 	cfg := &l.cfg
-	nc.SetDeadline(time.Now().Add(cfg.Timeouts.Handshake))
+	start := time.Now()
+	var s *shake
+	defer func() {
+		if s != nil {
+			l.adm.stats.preAuth.Add(s.read)
+		}
+	}()
+	nc.SetDeadline(start.Add(min(cfg.Timeouts.Hello, cfg.Timeouts.Handshake)))
+	identity := IdentityInsecure
 	if l.mode == AuthTLS {
 		tc := tls.Server(nc, cfg.TLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("%w: TLS handshake: %w", ErrAuth, err)
 		}
 		nc = tc
+		identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
 	}
-	c := newConn(nc, -1)
-	c.identity = IdentityInsecure
-	if tc, isTLS := nc.(*tls.Conn); isTLS {
-		c.identity = CertIdentity(tc.ConnectionState().PeerCertificates[0])
-	}
+	s = newShake(nc)
 	refuse := func(err error) (*conn, error) {
-		c.sendError(codeOf(err), err.Error())
+		s.sendError(codeOf(err), err.Error())
 		return nil, err
 	}
-	f, err := c.fr.read()
+	f, err := s.recv(false, TypeHello)
 	if err != nil {
-		var fe *FrameError
-		if errors.As(err, &fe) {
+		if isFrameErr(err) {
 			return refuse(err)
 		}
-		return nil, err
+		return nil, timeoutErr(err)
 	}
-	if f.Type != TypeHello {
-		return refuse(fmt.Errorf("%w: %v frame before HELLO", ErrProtocol, f.Type))
-	}
-	h, err := parseHello(f.Payload)
+	nc.SetDeadline(start.Add(cfg.Timeouts.Handshake))
+	hp := f.Payload
+	h, err := parseHello(hp)
 	if err != nil {
+		if errors.Is(err, ErrVersion) {
+			err = fmt.Errorf("%w: the client speaks protocol version %d, this server %d: run the same logship version on both sides", ErrVersion, h.version, Version)
+		}
 		return refuse(err)
 	}
-	c.fr.stream = int(h.index)
+	s.index, s.fr.stream = int(h.index), int(h.index)
 	if h.mode != l.mode {
 		return refuse(fmt.Errorf("%w: client asks for %v, server requires %v", ErrAuth, h.mode, l.mode))
 	}
@@ -391,35 +503,66 @@ func serverHandshake(ctx context.Context, nc net.Conn, l *Listener) (*conn, erro
 		credit:    uint64(cfg.Credit),
 		maxCalls:  uint32(cfg.MaxCalls),
 	}
+	var key Key
+	var t []byte
 	if l.mode == AuthPSK {
 		var ns [32]byte
 		rand.Read(ns[:])
-		if err := c.send(Frame{Type: TypeAuth, Payload: ns[:]}); err != nil {
+		if err := s.send(Frame{Type: TypeAuth, Payload: ns[:]}); err != nil {
 			return nil, err
 		}
-		f, err := c.fr.read()
+		f, err := s.recv(false, TypeAuth)
+		if err != nil {
+			if isFrameErr(err) {
+				return refuse(err)
+			}
+			return nil, timeoutErr(err)
+		}
+		t = transcript(ns, hp)
+		var found bool
+		if key, found = matchKey(l.keys, t, f.Payload); !found {
+			return refuse(fmt.Errorf("%w: stream %d of session %x: PSK proof does not match any key", ErrAuth, h.index, h.session[:4]))
+		}
+		identity = PSKIdentity(key.Name)
+	}
+	if err := authorize(cfg, identity, h.task); err != nil {
+		s.sendError(CodeForbidden, forbiddenMessage(identity, h.task))
+		return nil, err
+	}
+	okb := ok.marshal()
+	if l.mode == AuthPSK {
+		p := proof(key.Secret, labelServer, t, okSigned(okb))
+		copy(okb[okOffProof:], p[:])
+	}
+	if err := s.send(Frame{Type: TypeHelloOK, Payload: okb}); err != nil {
+		return nil, err
+	}
+	if l.mode == AuthPSK {
+		c2s, s2c, err := streamKeys(key.Secret, t)
 		if err != nil {
 			return nil, err
 		}
-		if f.Type != TypeAuth {
-			return refuse(fmt.Errorf("%w: %v frame instead of the PSK proof", ErrProtocol, f.Type))
+		if nc, err = newRecordConn(nc, c2s, s2c); err != nil {
+			return nil, err
 		}
-		t := transcript(ns, h.nonce, &h)
-		want := proof(cfg.PSK, labelClient, t)
-		if !hmac.Equal(want[:], f.Payload) {
-			return refuse(fmt.Errorf("%w: stream %d of session %x: PSK proof does not match", ErrAuth, h.index, h.session[:4]))
-		}
-		ok.proof = proof(cfg.PSK, labelServer, t)
-		c.identity = PSKIdentity(DefaultKeyName)
 	}
-	if err := authorize(cfg, c.identity, h.task); err != nil {
-		c.sendError(CodeForbidden, forbiddenMessage(c.identity, h.task))
-		return nil, err
-	}
-	if err := c.send(Frame{Type: TypeHelloOK, Payload: ok.marshal()}); err != nil {
-		return nil, err
-	}
-	c.peer = h
+	c := newConn(nc, int(h.index))
+	c.peer, c.identity = h, identity
 	nc.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// matchKey finds the key whose client proof over t is p. Every key is
+// tried, each comparison in constant time.
+func matchKey(keys []Key, t, p []byte) (Key, bool) {
+	var match Key
+	found := 0
+	for _, k := range keys {
+		want := proof(k.Secret, labelClient, t, nil)
+		if hmac.Equal(want[:], p) {
+			match = k
+			found++
+		}
+	}
+	return match, found == 1
 }

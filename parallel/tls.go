@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"strings"
 )
 
 // ServerTLS returns a server TLS configuration for certificate cert that
@@ -72,21 +71,6 @@ func loadPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("parallel: %s: no PEM certificates", file)
 	}
 	return pool, nil
-}
-
-// LoadPSK reads a pre-shared key file: its contents with surrounding
-// white space removed, at least MinPSK bytes (32 random bytes, hex or
-// base64 encoded, are a good key; the text is used as is).
-func LoadPSK(file string) ([]byte, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("parallel: %w", err)
-	}
-	k := strings.TrimSpace(string(b))
-	if len(k) < MinPSK {
-		return nil, fmt.Errorf("parallel: %s: key of %d bytes, need at least %d", file, len(k), MinPSK)
-	}
-	return []byte(k), nil
 }
 
 // serverTLS hardens a caller's server configuration: TLS 1.3 only and a

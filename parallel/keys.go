@@ -1,0 +1,179 @@
+package parallel
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Key is a named pre-shared key. A peer that proves it holds Secret has
+// the identity PSKIdentity(Name).
+type Key struct {
+	Name   string
+	Secret []byte
+}
+
+// MaxKeyName bounds the length of a key name.
+const MaxKeyName = 64
+
+// checkKeyName enforces the key name rule: 1 to MaxKeyName bytes of
+// [A-Za-z0-9._-].
+func checkKeyName(n string) error {
+	if n == "" || len(n) > MaxKeyName {
+		return fmt.Errorf("key name of %d bytes, want 1 to %d", len(n), MaxKeyName)
+	}
+	for i := 0; i < len(n); i++ {
+		if !nameByte(n[i]) {
+			return fmt.Errorf("key name %q: only [A-Za-z0-9._-]", n)
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+}
+
+// checkKeys checks a set of keys: valid unique names, secrets of at
+// least MinPSK bytes, no secret under two names (the identity would be
+// ambiguous).
+func checkKeys(keys []Key) error {
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: no pre-shared keys", ErrAuth)
+	}
+	for i, k := range keys {
+		if err := checkKeyName(k.Name); err != nil {
+			return fmt.Errorf("%w: %v", ErrAuth, err)
+		}
+		if len(k.Secret) < MinPSK {
+			return fmt.Errorf("%w: key %q of %d bytes, need at least %d", ErrAuth, k.Name, len(k.Secret), MinPSK)
+		}
+		for _, o := range keys[:i] {
+			if o.Name == k.Name {
+				return fmt.Errorf("%w: key name %q twice", ErrAuth, k.Name)
+			}
+			if subtle.ConstantTimeCompare(o.Secret, k.Secret) == 1 {
+				return fmt.Errorf("%w: keys %q and %q are the same secret", ErrAuth, o.Name, k.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// ParseKeys decodes the contents of a key file (docs/security.md):
+//
+//   - A file of one line that is not NAME:SECRET is a bare key, named
+//     DefaultKeyName, the whole line with surrounding white space removed
+//     (the format of protocol version 1).
+//   - Otherwise each line is NAME:SECRET (NAME of [A-Za-z0-9._-], at most
+//     MaxKeyName bytes; SECRET the rest of the line, white space around
+//     it removed); blank lines and lines starting with '#' are skipped.
+//
+// Every secret is at least MinPSK bytes; names and secrets are unique.
+func ParseKeys(b []byte) ([]Key, error) {
+	text := strings.TrimSpace(string(b))
+	if !strings.ContainsAny(text, "\r\n") && !strings.HasPrefix(text, "#") {
+		if _, _, named := namedLine(text); !named {
+			k := []Key{{Name: DefaultKeyName, Secret: []byte(text)}}
+			if len(text) < MinPSK {
+				return nil, fmt.Errorf("%w: key of %d bytes, need at least %d", ErrAuth, len(text), MinPSK)
+			}
+			return k, nil
+		}
+	}
+	var keys []Key
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		l := strings.TrimSpace(string(line))
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		name, secret, ok := namedLine(l)
+		if !ok {
+			return nil, fmt.Errorf("%w: line %d: want NAME:SECRET (a file of several lines names every key)", ErrAuth, i+1)
+		}
+		if len(secret) < MinPSK {
+			return nil, fmt.Errorf("%w: line %d: key %q of %d bytes, need at least %d", ErrAuth, i+1, name, len(secret), MinPSK)
+		}
+		keys = append(keys, Key{Name: name, Secret: []byte(secret)})
+	}
+	if err := checkKeys(keys); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// namedLine splits "NAME:SECRET".
+func namedLine(l string) (name, secret string, ok bool) {
+	name, secret, ok = strings.Cut(l, ":")
+	if !ok || checkKeyName(name) != nil {
+		return "", "", false
+	}
+	return name, strings.TrimSpace(secret), true
+}
+
+// LoadKeys reads a key file (ParseKeys). A file that group or others may
+// read or write is refused, as ssh refuses such a private key.
+func LoadKeys(file string) ([]Key, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("parallel: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("parallel: %w", err)
+	}
+	if err := checkKeyPerm(file, fi.Mode()); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("parallel: %w", err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrAuth, file, maxKeyFile)
+	}
+	keys, err := ParseKeys(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return keys, nil
+}
+
+// maxKeyFile bounds the size of a key file.
+const maxKeyFile = 1 << 20
+
+// checkKeyPerm refuses a key file that group or others may access.
+func checkKeyPerm(file string, m fs.FileMode) error {
+	if !m.IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", ErrAuth, file)
+	}
+	if p := m.Perm(); p&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o: group or others may read the pre-shared key; run: chmod 600 %s", ErrAuth, file, p, file)
+	}
+	return nil
+}
+
+// LoadPSK reads a key file holding exactly one key (LoadKeys) and returns
+// its secret: the key of a client.
+func LoadPSK(file string) ([]byte, error) {
+	k, err := LoadClientKey(file)
+	return k.Secret, err
+}
+
+// LoadClientKey reads a key file holding exactly one key (LoadKeys): the
+// key of a client, with its name.
+func LoadClientKey(file string) (Key, error) {
+	keys, err := LoadKeys(file)
+	if err != nil {
+		return Key{}, err
+	}
+	if len(keys) != 1 {
+		return Key{}, fmt.Errorf("%w: %s holds %d keys; a client needs a file with its own key only", ErrAuth, file, len(keys))
+	}
+	return keys[0], nil
+}
