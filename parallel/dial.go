@@ -17,9 +17,9 @@ import (
 
 // Defaults.
 const (
-	DefaultStreams    = 4
-	DefaultCredit     = 64 << 20
-	DefaultMaxCalls   = 8
+	DefaultStreams  = 4
+	DefaultCredit   = 64 << 20
+	DefaultMaxCalls = 8
 	// MinCredit is the smallest credit a server may grant.
 	MinCredit = 64 << 10
 )
