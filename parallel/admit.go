@@ -135,9 +135,11 @@ type pendingConn struct {
 	evicted atomic.Bool
 }
 
-// identUse is what an identity holds.
+// identUse is what an identity holds: streams per session id (sessions
+// being assembled or live).
 type identUse struct {
-	sessions, streams int
+	sessions map[[16]byte]int
+	streams  int
 }
 
 type statCounters struct {
@@ -219,40 +221,40 @@ func (a *admission) remove(pc *pendingConn) {
 	}
 }
 
-// takeStream accounts one more authenticated stream for identity, and a
-// new session if newSession.
-func (a *admission) takeStream(identity string, newSession bool, cfg *ServerConfig) error {
+// takeStream accounts one more authenticated stream of session for
+// identity, before the stream is told HELLO_OK.
+func (a *admission) takeStream(identity string, session [16]byte, cfg *ServerConfig) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	u := a.idents[identity]
 	if u == nil {
-		u = &identUse{}
+		u = &identUse{sessions: make(map[[16]byte]int)}
 		a.idents[identity] = u
 	}
-	if newSession && u.sessions >= cfg.MaxSessionsPerIdentity {
-		return fmt.Errorf("%w: %w: %s holds %d sessions, limit %d", ErrBusy, ErrLimit, identity, u.sessions, cfg.MaxSessionsPerIdentity)
+	if _, ok := u.sessions[session]; !ok && len(u.sessions) >= cfg.MaxSessionsPerIdentity {
+		return fmt.Errorf("%w: %w: %s holds %d sessions, limit %d", ErrBusy, ErrLimit, identity, len(u.sessions), cfg.MaxSessionsPerIdentity)
 	}
 	if u.streams >= cfg.MaxStreamsPerIdentity {
 		return fmt.Errorf("%w: %w: %s holds %d streams, limit %d", ErrBusy, ErrLimit, identity, u.streams, cfg.MaxStreamsPerIdentity)
 	}
+	u.sessions[session]++
 	u.streams++
-	if newSession {
-		u.sessions++
-	}
 	return nil
 }
 
-// release gives back streams and sessions of identity.
-func (a *admission) release(identity string, sessions, streams int) {
+// release gives back n streams of session of identity.
+func (a *admission) release(identity string, session [16]byte, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	u := a.idents[identity]
-	if u == nil {
+	if u == nil || n <= 0 {
 		return
 	}
-	u.sessions -= sessions
-	u.streams -= streams
-	if u.sessions <= 0 && u.streams <= 0 {
+	u.streams -= n
+	if u.sessions[session] -= n; u.sessions[session] <= 0 {
+		delete(u.sessions, session)
+	}
+	if u.streams <= 0 {
 		delete(a.idents, identity)
 	}
 }

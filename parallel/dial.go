@@ -517,6 +517,11 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Unlock()
 	l.g.Wait()
+	if l.cfg.OnRefusals != nil {
+		if s, ok := l.adm.summary(l.cfg.RefusalInterval); ok {
+			l.cfg.OnRefusals(s)
+		}
+	}
 	for {
 		select {
 		case s := <-l.ready:
@@ -543,10 +548,8 @@ func (l *Listener) summarize() error {
 	for {
 		select {
 		case <-l.closed:
-			if s, ok := l.adm.summary(l.cfg.RefusalInterval); ok {
-				l.cfg.OnRefusals(s)
-			}
-			return nil
+			return nil // Close hands over the last one
+
 		case <-t.C:
 			if s, ok := l.adm.summary(l.cfg.RefusalInterval); ok {
 				l.cfg.OnRefusals(s)
@@ -695,13 +698,10 @@ func (l *Listener) join(c *conn) (*pendingSession, error) {
 	l.mu.Lock()
 	if l.ctx.Err() != nil {
 		l.mu.Unlock()
+		l.adm.release(c.identity, h.session, 1)
 		return nil, fmt.Errorf("%w: server shutting down", ErrBusy)
 	}
 	p := l.pending[h.session]
-	if err := l.adm.takeStream(c.identity, p == nil, &l.cfg); err != nil {
-		l.mu.Unlock()
-		return nil, err
-	}
 	if p == nil {
 		p = &pendingSession{hello: h, identity: c.identity, conns: make([]*conn, h.count), deadline: time.Now().Add(l.cfg.Assemble), dead: make(chan struct{})}
 		l.pending[h.session] = p
@@ -709,17 +709,17 @@ func (l *Listener) join(c *conn) (*pendingSession, error) {
 	switch {
 	case c.identity != p.identity:
 		l.mu.Unlock()
-		l.adm.release(c.identity, 0, 1)
+		l.adm.release(c.identity, h.session, 1)
 		return nil, fmt.Errorf("%w: stream %d of session %x authenticated as %s, the first as %s",
 			ErrProtocol, h.index, h.session[:4], c.identity, p.identity)
 	case h.count != p.hello.count || h.task != p.hello.task:
 		l.mu.Unlock()
-		l.adm.release(c.identity, 0, 1)
+		l.adm.release(c.identity, h.session, 1)
 		return nil, fmt.Errorf("%w: stream %d of session %x says %d streams for task %q, the first said %d for %q",
 			ErrProtocol, h.index, h.session[:4], h.count, h.task, p.hello.count, p.hello.task)
 	case p.conns[h.index] != nil:
 		l.mu.Unlock()
-		l.adm.release(c.identity, 0, 1)
+		l.adm.release(c.identity, h.session, 1)
 		return nil, fmt.Errorf("%w: stream %d of session %x arrived twice", ErrProtocol, h.index, h.session[:4])
 	}
 	p.conns[h.index] = c
@@ -744,7 +744,7 @@ func (l *Listener) join(c *conn) (*pendingSession, error) {
 		case <-s.Done():
 		case <-l.closed:
 		}
-		l.adm.release(identity, 1, n)
+		l.adm.release(identity, h.session, n)
 		return nil
 	})
 	select {
@@ -782,7 +782,7 @@ func (l *Listener) drop(p *pendingSession, err error) {
 	close(p.dead)
 	conns := p.conns
 	l.mu.Unlock()
-	l.adm.release(p.identity, 1, p.arrived)
+	l.adm.release(p.identity, p.hello.session, p.arrived)
 	for _, c := range conns {
 		if c != nil {
 			c.sendError(codeOf(err), err.Error())

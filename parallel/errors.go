@@ -3,6 +3,8 @@ package parallel
 import (
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of them (or a
@@ -183,3 +185,34 @@ func (e *StreamError) Error() string {
 }
 
 func (e *StreamError) Unwrap() error { return e.Err }
+
+// redactPaths shortens every absolute file path in msg to ".../" and its
+// last element: the messages of ERROR frames and error replies tell a
+// peer what failed, not where the server keeps its files.
+func redactPaths(msg string) string {
+	if !strings.Contains(msg, "/") {
+		return msg
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		start := msg[i] == '/' && (i == 0 || strings.IndexByte(" \t\n\"'(=[", msg[i-1]) >= 0)
+		if !start {
+			b.WriteByte(msg[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(msg) && strings.IndexByte(" \t\n\"'),;]:", msg[j]) < 0 {
+			j++
+		}
+		p := msg[i:j]
+		if strings.Count(strings.TrimSuffix(p, "/"), "/") >= 2 {
+			b.WriteString(".../")
+			b.WriteString(path.Base(p))
+		} else {
+			b.WriteString(p)
+		}
+		i = j
+	}
+	return b.String()
+}

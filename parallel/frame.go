@@ -368,7 +368,9 @@ func parseWindowEnd(b []byte) windowEnd {
 }
 
 // errorBody encodes the payload of an ERROR frame or error reply.
+// Absolute paths in msg are shortened (redactPaths).
 func errorBody(code Code, msg string) []byte {
+	msg = redactPaths(msg)
 	if len(msg) > MaxErrorMessage {
 		msg = msg[:MaxErrorMessage]
 	}

@@ -529,20 +529,25 @@ func serverHandshake(ctx context.Context, nc net.Conn, l *Listener) (*conn, erro
 		s.sendError(CodeForbidden, forbiddenMessage(identity, h.task))
 		return nil, err
 	}
+	if err := l.adm.takeStream(identity, h.session, cfg); err != nil {
+		return refuse(err)
+	}
 	okb := ok.marshal()
 	if l.mode == AuthPSK {
 		p := proof(key.Secret, labelServer, t, okSigned(okb))
 		copy(okb[okOffProof:], p[:])
 	}
 	if err := s.send(Frame{Type: TypeHelloOK, Payload: okb}); err != nil {
+		l.adm.release(identity, h.session, 1)
 		return nil, err
 	}
 	if l.mode == AuthPSK {
 		c2s, s2c, err := streamKeys(key.Secret, t)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			nc, err = newRecordConn(nc, c2s, s2c)
 		}
-		if nc, err = newRecordConn(nc, c2s, s2c); err != nil {
+		if err != nil {
+			l.adm.release(identity, h.session, 1)
 			return nil, err
 		}
 	}

@@ -27,7 +27,7 @@ func testCtx(t testing.TB) context.Context {
 // otherwise.
 func listen(t testing.TB, cfg ServerConfig) *Listener {
 	t.Helper()
-	if cfg.TLS == nil && cfg.PSK == nil {
+	if cfg.TLS == nil && cfg.PSK == nil && cfg.PSKKeys == nil {
 		cfg.Insecure = true
 	}
 	l, err := Listen("127.0.0.1:0", cfg)
