@@ -95,8 +95,9 @@ type ListenerStats struct {
 	Refused      RefusalCounts
 }
 
-// RefusalSummary sums up the refusals of one interval: a log line, not
-// one per connection.
+// RefusalSummary sums up refusals: a log line, not one per connection.
+// The first refusal after a quiet interval is reported at once (Interval
+// is then the time since the last report), the rest once per interval.
 type RefusalSummary struct {
 	Interval time.Duration
 	Counts   RefusalCounts
@@ -125,7 +126,9 @@ type admission struct {
 		counts RefusalCounts // at the start of the interval
 		addrs  map[netip.Prefix]uint64
 		first  string
+		quiet  bool // nothing was refused in the last interval
 	}
+	flush chan struct{} // 1-buffered: a refusal after a quiet interval
 }
 
 // pendingConn is a connection in its handshake.
@@ -290,6 +293,13 @@ func (a *admission) count(remote net.Addr, err error) {
 	if _, ok := iv.addrs[key]; ok || len(iv.addrs) < maxSummaryAddrs {
 		iv.addrs[key]++
 	}
+	if iv.quiet {
+		iv.quiet = false
+		select {
+		case a.flush <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func isProtocol(err error) bool {
@@ -327,4 +337,17 @@ func (a *admission) summary(d time.Duration) (RefusalSummary, bool) {
 	iv.counts, iv.first = now, ""
 	clear(iv.addrs)
 	return s, s.Counts.Total() > 0
+}
+
+// tick ends an interval of the ticker: it returns the summary of what
+// was refused since the last one, if anything, and after an interval
+// without refusals lets the next refusal be reported at once.
+func (a *admission) tick(d time.Duration) (RefusalSummary, bool) {
+	s, ok := a.summary(d)
+	if !ok {
+		a.mu.Lock()
+		a.interval.quiet = true
+		a.mu.Unlock()
+	}
+	return s, ok
 }

@@ -461,6 +461,8 @@ func Listen(addr string, cfg ServerConfig) (*Listener, error) {
 	l.adm.byAddr = make(map[netip.Prefix][]*pendingConn)
 	l.adm.idents = make(map[string]*identUse)
 	l.adm.interval.addrs = make(map[netip.Prefix]uint64)
+	l.adm.interval.quiet = true
+	l.adm.flush = make(chan struct{}, 1)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.g.Go(l.acceptLoop)
 	if cfg.OnRefusals != nil {
@@ -541,19 +543,26 @@ func (l *Listener) refuse(remote net.Addr, err error) {
 	}
 }
 
-// summarize hands OnRefusals a summary per interval with refusals.
+// summarize hands OnRefusals a summary per interval with refusals, and
+// one at once for the first refusal after a quiet interval: at most two
+// lines per interval however many connections are refused.
 func (l *Listener) summarize() error {
 	t := time.NewTicker(l.cfg.RefusalInterval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-l.closed:
 			return nil // Close hands over the last one
-
-		case <-t.C:
-			if s, ok := l.adm.summary(l.cfg.RefusalInterval); ok {
+		case <-l.adm.flush:
+			if s, ok := l.adm.summary(time.Since(last)); ok {
 				l.cfg.OnRefusals(s)
 			}
+		case <-t.C:
+			if s, ok := l.adm.tick(l.cfg.RefusalInterval); ok {
+				l.cfg.OnRefusals(s)
+			}
+			last = time.Now()
 		}
 	}
 }

@@ -474,7 +474,7 @@ func TestFlood(t *testing.T) {
 			if summed.Load() != st.Refused.Total() {
 				t.Fatalf("summaries add up to %d refusals, the counters to %d", summed.Load(), st.Refused.Total())
 			}
-			maxLines := int64(elapsed/scfg.RefusalInterval) + 2
+			maxLines := 2*int64(elapsed/scfg.RefusalInterval) + 3
 			if n := lines.Load(); n > maxLines || uint64(n) >= st.Refused.Total() {
 				t.Fatalf("%d log lines for %d refusals in %v, want at most %d", n, st.Refused.Total(), elapsed, maxLines)
 			}
@@ -509,6 +509,25 @@ func TestBusyFrame(t *testing.T) {
 	// Another address is not affected.
 	c := dial(t, l, ClientConfig{PSK: psk, Streams: 1})
 	c.Close()
+}
+
+// TestRefusalReportedAtOnce: the first refusal after a quiet interval is
+// reported without waiting for the interval to end.
+func TestRefusalReportedAtOnce(t *testing.T) {
+	got := make(chan RefusalSummary, 4)
+	l := listen(t, ServerConfig{PSK: psk, RefusalInterval: time.Hour, OnRefusals: func(s RefusalSummary) { got <- s }})
+	_, err := Dial(testCtx(t), l.Addr().String(), ClientConfig{PSK: []byte("a wrong key, long enough"), Streams: 1})
+	if !errors.Is(err, ErrAuth) {
+		t.Fatalf("Dial with a wrong key: %v", err)
+	}
+	select {
+	case s := <-got:
+		if s.Counts.Auth != 1 || s.Counts.Total() != 1 || !strings.Contains(s.String(), "auth 1") {
+			t.Fatalf("summary %v, want one auth refusal", s)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no report of the refusal")
+	}
 }
 
 // TestIdentityLimits: an identity over its session limit is refused with
@@ -635,4 +654,3 @@ func TestRedactPaths(t *testing.T) {
 		t.Fatalf("error reply %v: want the file's name and no server path", err)
 	}
 }
-

@@ -37,15 +37,17 @@ grows by every byte shipped; prune it by hand (removing the staging logs
 ends it: recover --at is then refused for the task).
 
 Authentication: TLS 1.3 with client certificates (--tls-cert, --tls-key,
---client-ca), or a pre-shared key (--psk-file, at least 16 bytes), or none
-with --insecure, which is accepted only on a loopback address.`)
+--client-ca), or pre-shared keys (--psk-file: one key, or one NAME:KEY line
+per client; mode 0600; every byte of a session is then encrypted and
+authenticated with keys derived from it), or none with --insecure, which is
+accepted only on a loopback address. See docs/security.md.`)
 	var (
 		listen    = fs.String("listen", "", "address to listen on, host:port")
 		dir       = fs.String("dir", "", "directory of the tasks (created if missing)")
 		tlsCert   = fs.String("tls-cert", "", "server certificate (PEM)")
 		tlsKey    = fs.String("tls-key", "", "server key (PEM)")
 		clientCA  = fs.String("client-ca", "", "CA certificates that sign client certificates (PEM)")
-		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key")
+		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key, or NAME:KEY lines, one per client (mode 0600)")
 		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		creditS   = fs.String("credit", "64MiB", "bytes of windows a session may have in flight (server memory per session)")
 		retain    = fs.Bool("retain", false, "keep the staging logs after they are checkpointed: the task's history, for recover --at MARK")
@@ -53,7 +55,7 @@ with --insecure, which is accepted only on a loopback address.`)
 		par       = fs.Int("parallel", replica.DefaultParallel, "concurrent writes inside a window")
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
 		rotateS   = fs.String("staging-rotate", humanize.IBytes(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
-		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s)")
+		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s, at most 60s)")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
 	lf := addLogFlags(fs)
@@ -84,6 +86,9 @@ with --insecure, which is accepted only on a loopback address.`)
 	if *par < 1 || *par > 1024 {
 		return usagef("--parallel %d: want 1 to 1024", *par)
 	}
+	if *streamsKA < 0 || *streamsKA > parallel.MaxKeepAlive {
+		return usagef("--keepalive %v: want at most %v", *streamsKA, parallel.MaxKeepAlive)
+	}
 	scfg := parallel.ServerConfig{Credit: int64(credit), Timeouts: parallel.Timeouts{KeepAlive: *streamsKA}}
 	tlsOn := *tlsCert != "" || *tlsKey != "" || *clientCA != ""
 	modes := 0
@@ -104,7 +109,7 @@ with --insecure, which is accepted only on a loopback address.`)
 			return err
 		}
 	case *pskFile != "":
-		if scfg.PSK, err = parallel.LoadPSK(*pskFile); err != nil {
+		if scfg.PSKKeys, err = parallel.LoadKeys(*pskFile); err != nil {
 			return err
 		}
 	default:
@@ -146,8 +151,8 @@ with --insecure, which is accepted only on a loopback address.`)
 		sm.setServer(srv)
 	}
 	scfg.Handler = srv.Handle
-	scfg.OnRefuse = func(remote net.Addr, err error) {
-		log.Warn("refused a connection", "remote", remote.String(), "err", err)
+	scfg.OnRefusals = func(s parallel.RefusalSummary) {
+		log.Warn(s.String(), "refused", s.Counts.Total(), "interval", s.Interval, "addresses", s.Addrs, "top", s.Top, "first", s.FirstErr)
 	}
 	l, err := parallel.Listen(*listen, scfg)
 	if err != nil {

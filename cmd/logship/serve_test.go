@@ -228,6 +228,10 @@ func serveState(t *testing.T, dir, task string) replica.State {
 
 func TestServeUsage(t *testing.T) {
 	dir := t.TempDir()
+	openKey := filepath.Join(dir, "open-psk")
+	if err := os.WriteFile(openKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -242,6 +246,8 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--credit", "1KiB"}, 2, "--credit"},
 		{[]string{"serve", "--listen", "0.0.0.0:0", "--dir", dir, "--insecure"}, 3, "loopback"},
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--psk-file", filepath.Join(dir, "nosuch")}, 3, "nosuch"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--psk-file", openKey}, 3, "chmod 600 " + openKey},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--keepalive", "2m"}, 2, "--keepalive"},
 	} {
 		r := logship(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {

@@ -257,7 +257,9 @@ func clientAuth(c *parallel.ClientConfig, cert, key, ca, pskFile string, insecur
 		}
 		c.TLS, err = parallel.LoadClientTLS(cert, key, ca)
 	case pskFile != "":
-		c.PSK, err = parallel.LoadPSK(pskFile)
+		var k parallel.Key
+		k, err = parallel.LoadClientKey(pskFile)
+		c.PSK, c.PSKName = k.Secret, k.Name
 	default:
 		c.Insecure = true
 	}
