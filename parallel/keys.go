@@ -2,12 +2,15 @@ package parallel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/subtle"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Key is a named pre-shared key. A peer that proves it holds Secret has
@@ -127,7 +130,7 @@ func LoadKeys(file string) ([]Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parallel: %w", err)
 	}
-	if err := checkKeyPerm(file, fi.Mode()); err != nil {
+	if err := checkKeyPerm(f, file, fi.Mode()); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
@@ -147,15 +150,84 @@ func LoadKeys(file string) ([]Key, error) {
 // maxKeyFile bounds the size of a key file.
 const maxKeyFile = 1 << 20
 
-// checkKeyPerm refuses a key file that group or others may access.
-func checkKeyPerm(file string, m fs.FileMode) error {
+// checkKeyPerm refuses a key file that group or others may access. Group
+// bits that only show the mask of a POSIX ACL granting this process's
+// user read access (systemd's LoadCredential= does that for a service's
+// user) are not access by others.
+func checkKeyPerm(f *os.File, file string, m fs.FileMode) error {
 	if !m.IsRegular() {
 		return fmt.Errorf("%w: %s is not a regular file", ErrAuth, file)
 	}
-	if p := m.Perm(); p&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %04o: group or others may read the pre-shared key; run: chmod 600 %s", ErrAuth, file, p, file)
+	p := m.Perm()
+	if p&0o077 == 0 {
+		return nil
 	}
-	return nil
+	if p&0o007 == 0 {
+		buf := make([]byte, 1024)
+		n, err := unix.Fgetxattr(int(f.Fd()), "system.posix_acl_access", buf)
+		if err == nil && aclPrivate(buf[:n], uint32(os.Geteuid())) {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("%w: %s has an ACL that lets other users read the pre-shared key; run: setfacl -b %s && chmod 600 %s", ErrAuth, file, file, file)
+		}
+	}
+	return fmt.Errorf("%w: %s has mode %04o: group or others may read the pre-shared key; run: chmod 600 %s", ErrAuth, file, p, file)
+}
+
+// POSIX ACL xattr layout (Linux, "system.posix_acl_access").
+const (
+	aclVersion   = 2
+	aclHeader    = 4 // u32 version
+	aclEntry     = 8 // u16 tag, u16 perm, u32 id
+	aclUserObj   = 0x01
+	aclUser      = 0x02
+	aclGroupObj  = 0x04
+	aclGroup     = 0x08
+	aclMask      = 0x10
+	aclOther     = 0x20
+	aclReadWrite = 0x06
+)
+
+// aclPrivate reports whether the ACL b lets no one but the owner and
+// user uid read or write the file.
+func aclPrivate(b []byte, uid uint32) bool {
+	if len(b) < aclHeader || binary.LittleEndian.Uint32(b) != aclVersion || (len(b)-aclHeader)%aclEntry != 0 {
+		return false
+	}
+	mask := uint16(0xffff)
+	type entry struct {
+		tag, perm uint16
+		id        uint32
+	}
+	var es []entry
+	for e := b[aclHeader:]; len(e) > 0; e = e[aclEntry:] {
+		x := entry{binary.LittleEndian.Uint16(e), binary.LittleEndian.Uint16(e[2:]), binary.LittleEndian.Uint32(e[4:])}
+		if x.tag == aclMask {
+			mask = x.perm
+		}
+		es = append(es, x)
+	}
+	for _, e := range es {
+		switch e.tag {
+		case aclUserObj, aclMask:
+		case aclUser:
+			if e.id != uid && e.perm&mask&aclReadWrite != 0 {
+				return false
+			}
+		case aclGroupObj, aclGroup:
+			if e.perm&mask&aclReadWrite != 0 {
+				return false
+			}
+		case aclOther:
+			if e.perm&aclReadWrite != 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // LoadPSK reads a key file holding exactly one key (LoadKeys) and returns

@@ -1,11 +1,14 @@
 package parallel
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseKeys(t *testing.T) {
@@ -94,4 +97,71 @@ func FuzzParseKeys(f *testing.F) {
 			t.Fatalf("ParseKeys returned keys that do not check: %v", err)
 		}
 	})
+}
+
+// acl encodes a POSIX ACL xattr of entries {tag, perm, id}.
+func acl(entries ...[3]uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, aclVersion)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+		b = binary.LittleEndian.AppendUint32(b, e[2])
+	}
+	return b
+}
+
+// TestKeyFileACL: the mode 0440 systemd gives a credential (0400 and an
+// ACL entry for the service's user, whose mask shows in the group bits)
+// is private; an ACL entry for anybody else is not.
+func TestKeyFileACL(t *testing.T) {
+	const me, other = 1234, 999
+	const r, rw = 4, 6
+	systemd := acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, r, me}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"systemd credential", systemd, true},
+		{"another user", acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, r, other}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0}), false},
+		{"another user masked out", acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, rw, other}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, 0, 0}, [3]uint32{aclOther, 0, 0}), true},
+		{"a group", acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclGroup, r, 50}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0}), false},
+		{"owning group", acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclGroupObj, r, 0}, [3]uint32{aclOther, 0, 0}), false},
+		{"others", acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclOther, r, 0}), false},
+		{"truncated", systemd[:len(systemd)-3], false},
+		{"unknown tag", acl([3]uint32{0x40, r, 0}), false},
+	} {
+		if got := aclPrivate(tc.b, me); got != tc.want {
+			t.Errorf("%s: private %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// The same on a real file, where the file system keeps ACLs.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "psk")
+	if err := os.WriteFile(file, []byte("0123456789abcdef0123456789abcdef\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	uid := uint32(os.Geteuid())
+	mine := acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, r, uid}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0})
+	if err := unix.Setxattr(file, "system.posix_acl_access", mine, 0); errors.Is(err, unix.EOPNOTSUPP) {
+		t.Logf("%s keeps no ACLs: the parser alone is tested", dir)
+		return
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(file)
+	if fi.Mode().Perm() != 0o440 {
+		t.Fatalf("mode %04o with an ACL, want 0440", fi.Mode().Perm())
+	}
+	if _, err := LoadKeys(file); err != nil {
+		t.Fatalf("LoadKeys of a credential-like file: %v", err)
+	}
+	theirs := acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, r, uid + 1}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0})
+	if err := unix.Setxattr(file, "system.posix_acl_access", theirs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKeys(file); err == nil || !strings.Contains(err.Error(), "setfacl -b") {
+		t.Fatalf("LoadKeys of a file another user may read by ACL: %v", err)
+	}
 }
