@@ -2,8 +2,8 @@ package parallel
 
 import (
 	"bytes"
-	"encoding/binary"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
