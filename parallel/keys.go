@@ -69,26 +69,19 @@ func checkKeys(keys []Key) error {
 
 // ParseKeys decodes the contents of a key file (docs/security.md):
 //
-//   - A file of one line that is not NAME:SECRET is a bare key, named
-//     DefaultKeyName, the whole line with surrounding white space removed
-//     (the format of protocol version 1).
-//   - Otherwise each line is NAME:SECRET (NAME of [A-Za-z0-9._-], at most
-//     MaxKeyName bytes; SECRET the rest of the line, white space around
-//     it removed); blank lines and lines starting with '#' are skipped.
+//   - Lines of the form NAME:SECRET, NAME of [A-Za-z0-9._-] (at most
+//     MaxKeyName bytes), SECRET the rest of the line with the white space
+//     around it removed; blank lines and lines starting with '#' are
+//     skipped. Each line is a key named NAME.
+//   - A file with no such line is one bare key, named DefaultKeyName: the
+//     whole file with surrounding white space removed, whatever bytes it
+//     holds (the key file of protocol version 1, e.g. 32 random bytes).
 //
-// Every secret is at least MinPSK bytes; names and secrets are unique.
+// A file mixing both is refused. Every secret is at least MinPSK bytes;
+// names and secrets are unique.
 func ParseKeys(b []byte) ([]Key, error) {
-	text := strings.TrimSpace(string(b))
-	if !strings.ContainsAny(text, "\r\n") && !strings.HasPrefix(text, "#") {
-		if _, _, named := namedLine(text); !named {
-			k := []Key{{Name: DefaultKeyName, Secret: []byte(text)}}
-			if len(text) < MinPSK {
-				return nil, fmt.Errorf("%w: key of %d bytes, need at least %d", ErrAuth, len(text), MinPSK)
-			}
-			return k, nil
-		}
-	}
 	var keys []Key
+	other := 0 // first line that is not NAME:SECRET
 	for i, line := range bytes.Split(b, []byte("\n")) {
 		l := strings.TrimSpace(string(line))
 		if l == "" || l[0] == '#' {
@@ -96,12 +89,25 @@ func ParseKeys(b []byte) ([]Key, error) {
 		}
 		name, secret, ok := namedLine(l)
 		if !ok {
-			return nil, fmt.Errorf("%w: line %d: want NAME:SECRET (a file of several lines names every key)", ErrAuth, i+1)
+			if other == 0 {
+				other = i + 1
+			}
+			continue
 		}
 		if len(secret) < MinPSK {
 			return nil, fmt.Errorf("%w: line %d: key %q of %d bytes, need at least %d", ErrAuth, i+1, name, len(secret), MinPSK)
 		}
 		keys = append(keys, Key{Name: name, Secret: []byte(secret)})
+	}
+	if len(keys) == 0 {
+		k := bytes.TrimSpace(b)
+		if len(k) < MinPSK {
+			return nil, fmt.Errorf("%w: key of %d bytes, need at least %d", ErrAuth, len(k), MinPSK)
+		}
+		return []Key{{Name: DefaultKeyName, Secret: k}}, nil
+	}
+	if other != 0 {
+		return nil, fmt.Errorf("%w: line %d: want NAME:SECRET like the other lines", ErrAuth, other)
 	}
 	if err := checkKeys(keys); err != nil {
 		return nil, err

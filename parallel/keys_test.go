@@ -25,10 +25,11 @@ func TestParseKeys(t *testing.T) {
 		{"named keys with comments", "# clients\nalice: " + k1 + "\n\nbob:" + k2 + "\r\n", []Key{{"alice", []byte(k1)}, {"bob", []byte(k2)}}, ""},
 		{"short bare key", "abc\n", nil, "need at least"},
 		{"short named key", "alice:abc\n", nil, "need at least"},
-		{"unnamed line among several", "alice:" + k1 + "\n" + k2 + "\n", nil, "line 2"},
+		{"unnamed line among named ones", "alice:" + k1 + "\n" + k2 + "\n", nil, "line 2"},
 		{"same name twice", "a:" + k1 + "\na:" + k2 + "\n", nil, "twice"},
 		{"same secret twice", "a:" + k1 + "\nb:" + k1 + "\n", nil, "same secret"},
-		{"only comments", "# nothing\n", nil, "no pre-shared keys"},
+		{"only comments: a bare key", "# nothing, really\n", []Key{{"default", []byte("# nothing, really")}}, ""},
+		{"binary key with newlines (version 1)", "\x01\n\xff#x\n\x00:abcdefghijklmnop\n", []Key{{"default", []byte("\x01\n\xff#x\n\x00:abcdefghijklmnop")}}, ""},
 		{"empty", "", nil, "need at least"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,4 +165,28 @@ func TestKeyFileACL(t *testing.T) {
 	if _, err := LoadKeys(file); err == nil || !strings.Contains(err.Error(), "setfacl -b") {
 		t.Fatalf("LoadKeys of a file another user may read by ACL: %v", err)
 	}
+}
+
+// TestVersion1KeyFile: the key file production.md has always made (32
+// random bytes, newlines and all) serves both sides unchanged, as the key
+// named default.
+func TestVersion1KeyFile(t *testing.T) {
+	key := []byte("\x8a\n\x00\x17 #:\xfe\r\n\x01\x02\x03\x04\x05\x06\x07\x08\x09\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x20\x21")
+	file := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(file, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadKeys(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadClientKey(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := pair(t, ServerConfig{PSKKeys: keys}, ClientConfig{PSK: ck.Secret, PSKName: ck.Name, Streams: 2})
+	if s.Identity() != "psk:default" || c.Identity() != "psk:default" {
+		t.Fatalf("identities %q/%q, want psk:default", s.Identity(), c.Identity())
+	}
+	roundTrip(t, c, s)
 }
