@@ -1,7 +1,7 @@
 // Package parallel is logship's multi-stream transport: a session of N
 // TCP streams between a client that ships windows of frames and a server
 // that receives them, with the wire protocol of docs/protocol.md
-// (version 1).
+// (version 2).
 //
 // It moves frames, not journal entries: a DATA frame is an opaque payload
 // of at most MaxPayload bytes tagged with a window sequence number and an
@@ -43,9 +43,17 @@
 // Control: Session.Call sends a request on stream 0 and returns the
 // server Handler's reply.
 //
-// Security: TLS 1.3 with client certificates (ServerTLS, ClientTLS), or a
-// pre-shared key challenge-response in both directions, or, on loopback
-// only and when both sides ask for it, plaintext.
+// Security (docs/security.md): TLS 1.3 with client certificates
+// (ServerTLS, ClientTLS); or pre-shared keys (LoadKeys, one named key per
+// client), a challenge-response in both directions after which every byte
+// is sealed with AES-256-GCM under keys derived per stream; or, on
+// loopback only and when both sides ask for it, plaintext. Each peer has
+// an identity (Session.Identity) and ServerConfig.Authorize decides which
+// tasks it may use. Before a peer has authenticated the server reads only
+// a HELLO and an AUTH frame, each refused from its header if it is
+// anything else, and bounds such connections per source address and in
+// all (ServerConfig.MaxPending, MaxPendingPerAddr); authenticated peers
+// are bounded per identity. Listener.Stats counts the refusals.
 //
 // Errors are sticky: the first failure of any stream, a refused frame
 // (bad checksum, oversize, unknown type, window mismatch, credit overrun:
