@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -151,6 +152,24 @@ func TestMetrics(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("serve: no not_open error counted:\n%v", scrape(t, serveM))
+		}
+	}
+	// ... and a connection that sends a DATA frame header instead of a
+	// HELLO (refused from the header: a protocol refusal).
+	raw, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, parallel.HeaderSize)
+	hdr[0], hdr[1], hdr[2] = 'L', 'S', byte(parallel.TypeData)
+	raw.Write(hdr)
+	defer raw.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if scrape(t, serveM)[`logship_serve_refused_total{reason="protocol"}`] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve: no protocol refusal counted:\n%v", scrape(t, serveM))
 		}
 	}
 	// ... and on the ship's side a server that goes away.

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/dustin/go-humanize"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logship/logship/parallel"
 	"github.com/logship/logship/replica"
@@ -117,9 +118,10 @@ accepted only on a loopback address. See docs/security.md.`)
 	}
 
 	var sm *serveMetrics
+	var reg *prometheus.Registry
 	var hooks replica.Hooks
 	if *metrics != "" {
-		reg := newRegistry()
+		reg = newRegistry()
 		sm = newServeMetrics(reg)
 		hooks = sm.hooks()
 		mctx, stopMetrics := context.WithCancel(ctx)
@@ -158,6 +160,9 @@ accepted only on a loopback address. See docs/security.md.`)
 	if err != nil {
 		return err
 	}
+	if reg != nil {
+		registerListener(reg, l)
+	}
 	mode := "group commit"
 	if *syncEach {
 		mode = "sync per window"
@@ -168,4 +173,28 @@ accepted only on a loopback address. See docs/security.md.`)
 	l.Close()
 	log.Info("stopped")
 	return err
+}
+
+// registerListener exports the listener's admission counters: connections
+// in their handshake and connections refused, by reason.
+func registerListener(reg *prometheus.Registry, l *parallel.Listener) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logship_serve_pending_connections",
+		Help: "Connections in their handshake, not yet authenticated."}, func() float64 { return float64(l.Stats().Pending) }))
+	for _, r := range []struct {
+		reason string
+		count  func(parallel.RefusalCounts) uint64
+	}{
+		{"busy", func(c parallel.RefusalCounts) uint64 { return c.Busy }},
+		{"limit", func(c parallel.RefusalCounts) uint64 { return c.Limit }},
+		{"auth", func(c parallel.RefusalCounts) uint64 { return c.Auth }},
+		{"forbidden", func(c parallel.RefusalCounts) uint64 { return c.Forbidden }},
+		{"protocol", func(c parallel.RefusalCounts) uint64 { return c.Protocol }},
+		{"version", func(c parallel.RefusalCounts) uint64 { return c.Version }},
+		{"timeout", func(c parallel.RefusalCounts) uint64 { return c.Timeout }},
+		{"dropped", func(c parallel.RefusalCounts) uint64 { return c.Dropped }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logship_serve_refused_total",
+			Help: "Connections refused, by reason (busy, limit, auth, forbidden, protocol, version, timeout, dropped).", ConstLabels: prometheus.Labels{"reason": r.reason}},
+			func() float64 { return float64(r.count(l.Stats().Refused)) }))
+	}
 }
