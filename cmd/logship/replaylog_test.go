@@ -31,7 +31,13 @@ type rlCapture struct {
 
 func loadRLCapture(t *testing.T, name string) rlCapture {
 	t.Helper()
-	c := rlCapture{kernelJournal: loadKernelTestdata(t, name), name: name}
+	return rlCaptureOf(t, name, loadKernelTestdata(t, name))
+}
+
+// rlCaptureOf reads the entries of a captured journal.
+func rlCaptureOf(t *testing.T, name string, kj kernelJournal) rlCapture {
+	t.Helper()
+	c := rlCapture{kernelJournal: kj, name: name}
 	var err error
 	if c.j, err = os.ReadFile(c.journal); err != nil {
 		t.Fatal(err)
