@@ -329,6 +329,36 @@ func TestReplayLogReplay(t *testing.T) {
 				t.Errorf("%s: replay %q: the image is not entries %d..%d replayed by the rules", c.name, tc.args, tc.from, tc.to)
 			}
 		}
+		// Discards show on a target that does not start as zeros: mkfs's
+		// discard of the whole disk zeroes it, unless --no-discard.
+		fill := bytes.Repeat([]byte{0xa5}, 4<<20)
+		var wants [2][]byte
+		for k, noDiscard := range []bool{false, true} {
+			target := c.zeroTarget(t)
+			f, err := os.OpenFile(target, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt(fill, 0)
+			f.Close()
+			args := []string{"--log", c.journal, "--replay", target, "--end-mark", "mkfs"}
+			if noDiscard {
+				args = append(args, "--no-discard")
+			}
+			if res := replayLogRun(t, args...); res.code != 0 {
+				t.Fatalf("%s: %q: exit %d: %s", c.name, args, res.code, res.stderr)
+			}
+			wants[k] = make([]byte, c.size)
+			copy(wants[k], fill)
+			c.rlRuleImage(wants[k], 0, c.mark(t, "mkfs"), rlImageOpts{noDiscard: noDiscard})
+			if got, _ := os.ReadFile(target); !bytes.Equal(got, wants[k]) {
+				t.Errorf("%s: %q: the image is not the rules' (discards applied: %v)", c.name, args, !noDiscard)
+			}
+		}
+		if bytes.Equal(wants[0], wants[1]) {
+			t.Fatalf("%s: discards change nothing up to mkfs: --no-discard untested", c.name)
+		}
+
 		// The full replay is the data disk the kernel left.
 		target := c.zeroTarget(t)
 		replayLogRun(t, "--log", c.journal, "--replay", target)
