@@ -344,6 +344,11 @@ func TestStop(t *testing.T) {
 		{journal.Stop{NextFlush: true}, fl, 9, true},
 		{journal.Stop{EndMark: "mkfs"}, mk, 1, true},
 		{journal.Stop{EndMark: "mkf"}, mk, 1, false},
+		// replay-log's rule: with an end mark, flush and FUA entries do not stop.
+		{journal.Stop{EndMark: "mkfs", NextFUA: true}, fua, 9, false},
+		{journal.Stop{EndMark: "mkfs", NextFlush: true}, fl, 9, false},
+		{journal.Stop{EndMark: "mkfs", NextFlush: true}, mk, 9, true},
+		{journal.Stop{EndMark: "x", NextFlush: true, Limit: 9}, fl, 9, true},
 	} {
 		if got := tc.s.Hit(tc.e, tc.walked); got != tc.want {
 			t.Errorf("%+v.Hit(%v, %d) = %v", tc.s, tc.e.Flags, tc.walked, got)

@@ -70,9 +70,15 @@ sectors, flags, mark label) and the marks. Sectors are in units of the
 journal's sector size. --windows prints the barrier windows instead of the
 entries. --find walks to the entry that meets the stop condition and prints
 it as replay-log --find does: INDEX@SECTOR, SECTOR being the journal sector
-where the next entry starts; exit 1 if no entry meets it.`)
+where the next entry starts; exit 1 if no entry meets it.
+
+--start-entry, --start-mark, --limit, --end-mark, --next-flush and
+--next-fua select what the listing and --windows show too: the entries from
+the start to the one that meets the stop condition, included (with
+--end-mark, --next-* count for nothing, as in replay-log). An --end-mark the
+walk never meets is an error (exit 3) once the rest is printed.`)
 	var sf stopFlags
-	sf.register(fs, false)
+	sf.register(fs, true)
 	var (
 		asJSON  = fs.Bool("json", false, "one JSON object per line")
 		windows = fs.Bool("windows", false, "print the window summary instead of entries")
@@ -140,17 +146,63 @@ where the next entry starts; exit 1 if no entry meets it.`)
 		}
 		limits.MaxBytes = int64(n)
 	}
-	if *windows {
-		return inspectWindows(ctx, out, j, limits, *asJSON)
+	// The selection: from the start position to the stop entry.
+	if sf.startEntry != 0 || sf.startMark != "" {
+		if err := sf.position(r); err != nil {
+			return j.wrap(err)
+		}
 	}
+	sel := &selection{r: r, stop: sf.stop}
+	if *windows {
+		err = inspectWindows(ctx, out, j, sel, limits, *asJSON)
+	} else {
+		err = inspectEntries(ctx, out, j, sel, *asJSON)
+	}
+	if err == nil && sf.stop.EndMark != "" && !sel.hit {
+		out.Flush()
+		return j.wrap(fmt.Errorf("%w: --end-mark %q", journal.ErrNoMark, sf.stop.EndMark))
+	}
+	return err
+}
+
+// selection walks the entries inspect shows: from the reader's position to
+// the entry that meets stop, included, or the end.
+type selection struct {
+	r      *journal.Reader
+	stop   journal.Stop
+	walked int64
+	hit    bool // stop was met
+}
+
+// All iterates over the selected entries, as journal.Reader.All does.
+func (s *selection) All() func(yield func(journal.Entry, error) bool) {
+	return func(yield func(journal.Entry, error) bool) {
+		for !s.hit {
+			e, err := s.r.Next()
+			if err == io.EOF {
+				return
+			}
+			if err == nil {
+				s.walked++
+				s.hit = s.stop.Hit(e, s.walked)
+			}
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// inspectEntries prints the selected entries, then their counts and marks.
+func inspectEntries(ctx context.Context, out *bufio.Writer, j *journalFile, sel *selection, asJSON bool) error {
 
 	var marks []journal.Entry
 	var counts [6]int64 // writes, discards, flushes, fua, marks, metadata
 	var bytes int64
-	if !*asJSON {
+	if !asJSON {
 		fmt.Fprintf(out, "%10s %14s %12s %8s  %s\n", "index", "offset", "sector", "sectors", "flags")
 	}
-	for ent, err := range r.All() {
+	for ent, err := range sel.All() {
 		if err != nil {
 			out.Flush()
 			return j.wrap(err)
@@ -158,7 +210,7 @@ where the next entry starts; exit 1 if no entry meets it.`)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if *asJSON {
+		if asJSON {
 			if err := writeJSON(out, toEntryJSON(ent)); err != nil {
 				return err
 			}
@@ -189,7 +241,7 @@ where the next entry starts; exit 1 if no entry meets it.`)
 			counts[5]++
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return nil
 	}
 	fmt.Fprintf(out, "\n%d writes (%s), %d discards, %d flushes, %d FUA, %d metadata, %d marks\n",
@@ -200,28 +252,41 @@ where the next entry starts; exit 1 if no entry meets it.`)
 	return nil
 }
 
-func inspectWindows(ctx context.Context, out io.Writer, j *journalFile, l barrier.Limits, asJSON bool) error {
+// inspectWindows prints the windows of the selected entries; the last one
+// ends at the stop entry (or the journal's end).
+func inspectWindows(ctx context.Context, out io.Writer, j *journalFile, sel *selection, l barrier.Limits, asJSON bool) error {
 	if !asJSON {
 		fmt.Fprintf(out, "%8s %10s %10s %8s %12s  %s\n", "window", "first", "last", "entries", "bytes", "closed by")
 	}
 	var n, total int64
-	for w, err := range barrier.Split(j.r, l) {
+	print := func(w *barrier.Window) error {
+		n++
+		total += w.Bytes
+		if asJSON {
+			return writeJSON(out, map[string]any{"type": "window", "seq": w.Seq, "first": w.First(), "last": w.Last(),
+				"entries": len(w.Entries), "bytes": w.Bytes, "reason": w.Reason.String()})
+		}
+		_, err := fmt.Fprintf(out, "%8d %10d %10d %8d %12d  %s\n", w.Seq, w.First(), w.Last(), len(w.Entries), w.Bytes, w.Reason)
+		return err
+	}
+	s := barrier.NewSplitter(l)
+	for e, err := range sel.All() {
 		if err != nil {
 			return j.wrap(err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		n++
-		total += w.Bytes
-		if asJSON {
-			if err := writeJSON(out, map[string]any{"type": "window", "seq": w.Seq, "first": w.First(), "last": w.Last(),
-				"entries": len(w.Entries), "bytes": w.Bytes, "reason": w.Reason.String()}); err != nil {
+		for _, w := range s.Add(e) {
+			if err := print(w); err != nil {
 				return err
 			}
-			continue
 		}
-		fmt.Fprintf(out, "%8d %10d %10d %8d %12d  %s\n", w.Seq, w.First(), w.Last(), len(w.Entries), w.Bytes, w.Reason)
+	}
+	if w := s.Close(); w != nil {
+		if err := print(w); err != nil {
+			return err
+		}
 	}
 	if !asJSON {
 		fmt.Fprintf(out, "\n%d windows, %s of payload\n", n, humanize.IBytes(uint64(total)))

@@ -4,6 +4,8 @@
 //
 // Exit status: 0 success; 1 a check found a difference or a failure
 // (verify, crashtest, replay --check); 2 usage error; 3 runtime error.
+// `logship replay-log`, or the binary run through a link named replay-log,
+// exits as xfstests' replay-log does instead (docs/xfstests.md).
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"syscall"
 
@@ -32,6 +35,9 @@ type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *env, args []string) error
+	// raw, when set, runs instead of run: the command prints its own
+	// messages and picks its own exit status (replay-log's).
+	raw func(ctx context.Context, env *env, args []string) int
 }
 
 // env is what a command may touch: its output streams.
@@ -57,7 +63,13 @@ var commands = map[string]command{}
 func register(c command) { commands[c.name] = c }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == "replay-log" {
+		// Run through a link named replay-log: be xfstests' replay-log.
+		args = append([]string{"replay-log"}, args...)
+		replayLogProg = os.Args[0]
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -76,6 +88,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "logship: unknown command %q\n\n", args[0])
 		printUsage(stderr)
 		return exitUsage
+	}
+	if c.raw != nil {
+		return c.raw(ctx, e, args[1:])
 	}
 	err := c.run(ctx, e, args[1:])
 	var ue usageError

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -71,7 +72,15 @@ byte the journal touches. TARGET is synced before each check and at the end.
 
 --check flush|fua|mark|discard|N (comma-separated) with --fsck 'CMD' runs
 CMD through sh after each such entry; {} in CMD stands for TARGET. A failing
-CMD stops the replay with "fsck errored out on entry N" and exit status 1.`)
+CMD stops the replay with "fsck errored out on entry N" and exit status 1.
+An entry that stops the replay (--limit, --end-mark, --next-*) gets a check
+only if it is a check point, as with replay-log.
+
+Where replay-log's answer is a trap, replay refuses (exit 3, TARGET
+untouched): an --end-mark that is not in the journal after the start (replay-
+log replays everything), a start past the end, a TARGET too small. With an
+--end-mark, --next-flush and --next-fua count for nothing (replay-log's rule).
+'logship replay-log' is replay-log answer for answer: see docs/xfstests.md.`)
 	var sf stopFlags
 	sf.register(fs, true)
 	var (
@@ -105,14 +114,19 @@ CMD stops the replay with "fsck errored out on entry N" and exit status 1.`)
 	defer j.Close()
 	target := fs.Arg(1)
 
-	// First pass, headers only: find the extent the replay will touch.
+	// First pass, headers only: find the extent the replay will touch, and
+	// refuse an end mark the walk never meets before touching the target.
 	if err := sf.position(j.r); err != nil {
 		return j.wrap(err)
 	}
 	start := j.r.Index()
-	need, err := replay.CheckSize(j.r, sf.stop)
+	need, hit, err := measure(j.r, sf.stop)
 	if err != nil {
 		return j.wrap(err)
+	}
+	if sf.stop.EndMark != "" && !hit {
+		return j.wrap(fmt.Errorf("%w: --end-mark %q: no such mark after entry %d (replay-log would replay everything)",
+			journal.ErrNoMark, sf.stop.EndMark, start))
 	}
 	dev, err := devio.Open(target, devio.Options{Write: true, Direct: *direct})
 	if err != nil {
@@ -127,15 +141,17 @@ CMD stops the replay with "fsck errored out on entry N" and exit status 1.`)
 		return j.wrap(err)
 	}
 
-	var replayed int64
+	// The check runs after each check point, the entry that stops the
+	// replay included when it is one, and nowhere else: the engine also
+	// reports the stop entry, which is no check point by itself.
 	var cut func(journal.Entry) bool
 	if *fsck != "" {
-		cut = func(en journal.Entry) bool { replayed = en.Index - start + 1; return cp.hit(en, replayed) }
+		cut = func(en journal.Entry) bool { return cp.hit(en, en.Index-start+1) }
 	}
 	t0 := time.Now()
 	p := replay.New(j.r, dev, replay.Options{Parallel: *par, NoDiscard: *noDiscard})
 	st, err := p.Run(ctx, sf.stop, cut, func(en journal.Entry) error {
-		if *fsck == "" {
+		if *fsck == "" || !cp.hit(en, en.Index-start+1) {
 			return nil
 		}
 		if err := dev.Sync(); err != nil {
@@ -156,6 +172,27 @@ CMD stops the replay with "fsck errored out on entry N" and exit status 1.`)
 			humanize.IBytes(uint64(st.Discarded)), el.Round(time.Millisecond), humanize.IBytes(uint64(float64(st.Written)/el.Seconds())))
 	}
 	return nil
+}
+
+// measure walks the headers of r from its current position to the entry
+// that meets stop (or the end) and returns the highest device byte any of
+// them touches and whether stop was met, without reading payloads.
+func measure(r *journal.Reader, stop journal.Stop) (end int64, hit bool, err error) {
+	for walked := int64(1); ; walked++ {
+		e, err := r.NextHeader()
+		if err == io.EOF {
+			return end, false, nil
+		}
+		if err != nil {
+			return end, false, err
+		}
+		if !e.IsMark() && e.End() > end {
+			end = e.End()
+		}
+		if stop.Hit(e, walked) {
+			return end, true, nil
+		}
+	}
 }
 
 // runCheck runs the user's check command on target after entry en.
