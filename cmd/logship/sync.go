@@ -38,7 +38,7 @@ func addClientFlags(fs *pflag.FlagSet, addrFlag string) clientFlags {
 		tlsCert:  fs.String("tls-cert", "", "client certificate (PEM)"),
 		tlsKey:   fs.String("tls-key", "", "client key (PEM)"),
 		ca:       fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)"),
-		pskKey:   fs.String("psk-file", "", "file holding the pre-shared key"),
+		pskKey:   fs.String("psk-file", "", "file holding this client's pre-shared key (bare, or one NAME:KEY line; mode 0600)"),
 		insecure: fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)"),
 	}
 }
