@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -505,4 +507,38 @@ func TestServeAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeRefusalLog: 500 connections refused from their first header
+// leave a handful of log lines (a summary per interval, the first refusal
+// at once, the rest when the server stops), not one line each.
+func TestServeRefusalLog(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	const n = 500
+	garbage := make([]byte, parallel.HeaderSize) // bad magic
+	for range n {
+		nc, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
+		nc.Write(garbage)
+		io.Copy(io.Discard, nc) // the ERROR, then the server closes
+		nc.Close()
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("serve exited with %v", err)
+	}
+	re := regexp.MustCompile(`refused (\d+) connections`)
+	lines, total := 0, 0
+	for _, line := range strings.Split(p.log(), "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
+			k, _ := strconv.Atoi(m[1])
+			lines, total = lines+1, total+k
+		}
+	}
+	if total != n || lines > 4 {
+		t.Fatalf("%d log lines report %d refusals, want %d refusals in a few lines:\n%s", lines, total, n, p.log())
+	}
+	t.Logf("%d refusals in %d log lines", total, lines)
 }
