@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 )
@@ -114,8 +115,19 @@ type Super struct {
 	SectorSize uint32 // bytes per sector: the unit of every position
 }
 
-// ParseSuper decodes a superblock from the first bytes of a journal.
+// ParseSuper decodes a superblock from the first bytes of a journal. A
+// count of entries of 2^63 or more (which no journal can hold, and which
+// would turn negative as an entry index) is ErrFormat.
 func ParseSuper(b []byte) (Super, error) {
+	s, err := parseSuper(b)
+	if err == nil && s.NrEntries > math.MaxInt64 {
+		return Super{}, fmt.Errorf("%w: nr_entries %d is 2^63 or more", ErrFormat, s.NrEntries)
+	}
+	return s, err
+}
+
+// parseSuper is ParseSuper without the check of the entry count.
+func parseSuper(b []byte) (Super, error) {
 	if len(b) < superLen {
 		return Super{}, fmt.Errorf("%w: %d bytes, a superblock needs %d", ErrFormat, len(b), superLen)
 	}

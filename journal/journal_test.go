@@ -19,7 +19,13 @@ import (
 // readAll walks a journal and returns its entries and payloads.
 func readAll(t testing.TB, j []byte, size int64) ([]journal.Entry, [][]byte, error) {
 	t.Helper()
-	r, err := journal.NewReader(bytes.NewReader(j), size)
+	return readAllWith(t, journal.NewReader, j, size)
+}
+
+// readAllWith is readAll with the Reader made by newReader.
+func readAllWith(t testing.TB, newReader func(io.ReaderAt, int64) (*journal.Reader, error), j []byte, size int64) ([]journal.Entry, [][]byte, error) {
+	t.Helper()
+	r, err := newReader(bytes.NewReader(j), size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -199,7 +205,12 @@ func TestBadInput(t *testing.T) {
 		{"sector overflow", mutate(j, 512, 1<<62), journal.ErrCorrupt, 0, 512},
 		{"payload past end", mutate(j, 2560+8, 9), io.ErrUnexpectedEOF, 2, 2560},
 		{"more entries than data", mutate(j, 16, 4), io.ErrUnexpectedEOF, 3, 3584},
-		{"cut in payload", j[:1024], io.ErrUnexpectedEOF, 0, 512},
+		{"cut in payload", mutate(j[:1024], 16, 1), io.ErrUnexpectedEOF, 0, 512},
+		// Counts the file cannot hold: one sector per entry at least.
+		{"count beyond the file", j[:1024], journal.ErrFormat, -1, 0},
+		{"count of 2^63", mutate(j, 16, 1<<63), journal.ErrFormat, -1, 0},
+		{"count of 2^64-1", mutate(j, 16, 1<<64-1), journal.ErrFormat, -1, 0},
+		{"count one past the sectors", mutate(j, 16, uint64(len(j)/512)), journal.ErrFormat, -1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := readAll(t, tc.j, int64(len(tc.j)))
@@ -222,7 +233,10 @@ func TestBadInput(t *testing.T) {
 
 // TestTruncation cuts journals at every sector boundary: each prefix reads
 // as a clean prefix of the entries and then io.ErrUnexpectedEOF, never a
-// panic or another error; the same with the size unknown to the reader.
+// panic or another error; the same with the size unknown to the reader,
+// and with NewReaderClamped. With the size known, NewReader refuses a
+// prefix whose superblock counts more entries than it has sectors for
+// (ErrFormat).
 func TestTruncation(t *testing.T) {
 	for _, ss := range []int{512, 4096} {
 		wl := fixtures.DefaultWorkload(7, ss)
@@ -245,9 +259,9 @@ func TestTruncation(t *testing.T) {
 					if err != nil {
 						t.Fatalf("ss=%d whole journal: %v", ss, err)
 					}
-				case cut < 512:
+				case cut < 512 || size >= 0 && int64(wl.Entries) > (size-int64(ss))/int64(ss):
 					if !errors.Is(err, journal.ErrFormat) {
-						t.Fatalf("ss=%d cut=%d: err = %v, want ErrFormat", ss, cut, err)
+						t.Fatalf("ss=%d cut=%d size=%d: err = %v, want ErrFormat", ss, cut, size, err)
 					}
 				default:
 					if !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -262,6 +276,16 @@ func TestTruncation(t *testing.T) {
 						t.Fatalf("ss=%d cut=%d: payload %d differs", ss, cut, i)
 					}
 				}
+			}
+			if cut < 512 {
+				continue
+			}
+			es, _, err := readAllWith(t, journal.NewReaderClamped, j[:cut], int64(cut))
+			if cut < len(j) && !errors.Is(err, io.ErrUnexpectedEOF) && !(err == nil && len(es) == (cut-ss)/ss) {
+				t.Fatalf("ss=%d cut=%d clamped: %d entries, err = %v, want ErrUnexpectedEOF", ss, cut, len(es), err)
+			}
+			if diff := cmp.Diff(full[:len(es)], es, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("ss=%d cut=%d clamped: not a prefix (-want +got):\n%s", ss, cut, diff)
 			}
 		}
 	}

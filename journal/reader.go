@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // DefaultReadAhead is how many bytes a Reader reads at once when it walks
@@ -32,8 +33,27 @@ type Reader struct {
 // NewReader reads the superblock of the journal in r and returns a Reader
 // positioned at entry 0. size is the journal's length in bytes, or -1 if
 // unknown; when known, an entry whose payload runs past it is reported as
-// io.ErrUnexpectedEOF by Next rather than later by ReadPayload.
+// io.ErrUnexpectedEOF by Next rather than later by ReadPayload, and a
+// superblock that counts more entries than size can hold (every entry
+// takes at least one sector after the superblock's) is ErrFormat.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
+	return newReader(r, size, false)
+}
+
+// NewReaderClamped is NewReader for a journal whose superblock may count
+// entries that its data does not hold: a log whose writer rewrites the
+// superblock before the entries it counts are durable, read after a
+// crash. A count larger than size can hold (or 2^63 or more) is clamped
+// to what it can hold instead of refused; Next then reports the first
+// entry that is not there. size must be known.
+func NewReaderClamped(r io.ReaderAt, size int64) (*Reader, error) {
+	if size < 0 {
+		return nil, errors.New("journal: NewReaderClamped needs the journal's size")
+	}
+	return newReader(r, size, true)
+}
+
+func newReader(r io.ReaderAt, size int64, clamp bool) (*Reader, error) {
 	sb := make([]byte, MinSectorSize)
 	n, err := r.ReadAt(sb, 0)
 	if n < superLen {
@@ -42,9 +62,25 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("journal: reading superblock: %w", err)
 	}
-	s, err := ParseSuper(sb[:n])
+	s, err := parseSuper(sb[:n])
 	if err != nil {
 		return nil, err
+	}
+	if size >= 0 {
+		// Entries start after the superblock's sector, one sector each at
+		// least.
+		fit := uint64(max(size-int64(s.SectorSize), 0) / int64(s.SectorSize))
+		switch {
+		case s.NrEntries <= fit:
+		case clamp:
+			s.NrEntries = fit
+		default:
+			return nil, fmt.Errorf("%w: nr_entries %d, but %d bytes hold at most %d entries of %d-byte sectors",
+				ErrFormat, s.NrEntries, size, fit, s.SectorSize)
+		}
+	}
+	if s.NrEntries > math.MaxInt64 {
+		return nil, fmt.Errorf("%w: nr_entries %d is 2^63 or more", ErrFormat, s.NrEntries)
 	}
 	return &Reader{
 		r:     r,
