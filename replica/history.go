@@ -100,7 +100,7 @@ func replayHistory(ctx context.Context, p, label string, dev *devio.Device, par 
 	if err != nil {
 		return false, "", ioErr("stat", p, err)
 	}
-	r, err := journal.NewReader(f, fi.Size())
+	r, err := journal.NewReaderClamped(f, fi.Size())
 	if err != nil {
 		return false, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, p, err)
 	}

@@ -3,7 +3,6 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/logship/logship/control"
 	"github.com/logship/logship/journal"
 )
 
@@ -24,18 +22,25 @@ import (
 //
 //	logship-window seq=S first=F next=N n=K xxh=H
 //
+//	logship-window seq=S first=F next=N n=K synced=D xxh=H
+//
 // S is the window's sequence, [F, N) its source entry indexes, K the number
 // of staging entries before the mark that belong to it and H the xxhash64
-// of those entries (entryHash). A window never spans two files. The
-// superblock is rewritten before every fsync; after a crash, a window
-// counts only if its mark is there and matches its entries, so a torn tail
-// is recognized whatever the superblock says.
+// of those entries (entryHash). D is the number of entries of this file
+// that were durable (their fsync had returned) when the mark was appended:
+// it lets a scan tell damage to entries that were durable from a torn tail
+// (scan.go). Marks written before D existed lack "synced=D" and are read
+// with D = 0. A window never spans two files. The superblock is rewritten
+// before every fsync; after a crash, a window counts only if its mark is
+// there and matches its entries, so a torn tail is recognized whatever the
+// superblock says.
 const (
-	stagingPrefix = "staging-"
-	stagingSuffix = ".log"
-	beginLabel    = "logship-staging journal="
-	windowPrefix  = "logship-window "
-	windowFormat  = "logship-window seq=%d first=%d next=%d n=%d xxh=%016x"
+	stagingPrefix  = "staging-"
+	stagingSuffix  = ".log"
+	beginLabel     = "logship-staging journal="
+	windowPrefix   = "logship-window "
+	windowFormat   = "logship-window seq=%d first=%d next=%d n=%d synced=%d xxh=%016x"
+	windowFormatV1 = "logship-window seq=%d first=%d next=%d n=%d xxh=%016x"
 )
 
 func stagingName(n uint64) string { return fmt.Sprintf("%s%06d%s", stagingPrefix, n, stagingSuffix) }
@@ -101,24 +106,32 @@ type windowMark struct {
 	seq         uint64
 	first, next int64
 	n           int64
+	synced      int64 // entries of the file durable when the mark was appended
 	sum         uint64
+	v1          bool // the form without synced
 }
 
 func (m windowMark) String() string {
-	return fmt.Sprintf(windowFormat, m.seq, m.first, m.next, m.n, m.sum)
+	if m.v1 {
+		return fmt.Sprintf(windowFormatV1, m.seq, m.first, m.next, m.n, m.sum)
+	}
+	return fmt.Sprintf(windowFormat, m.seq, m.first, m.next, m.n, m.synced, m.sum)
 }
 
-// parseWindowMark parses a window mark's label; only the exact form
-// windowMark.String writes is accepted.
+// parseWindowMark parses a window mark's label; only the exact forms
+// windowMark.String writes are accepted.
 func parseWindowMark(label string) (windowMark, bool) {
 	if !strings.HasPrefix(label, windowPrefix) {
 		return windowMark{}, false
 	}
 	var m windowMark
-	if _, err := fmt.Sscanf(label, windowFormat, &m.seq, &m.first, &m.next, &m.n, &m.sum); err != nil {
-		return windowMark{}, false
+	if _, err := fmt.Sscanf(label, windowFormat, &m.seq, &m.first, &m.next, &m.n, &m.synced, &m.sum); err != nil {
+		m = windowMark{v1: true}
+		if _, err := fmt.Sscanf(label, windowFormatV1, &m.seq, &m.first, &m.next, &m.n, &m.sum); err != nil {
+			return windowMark{}, false
+		}
 	}
-	if m.String() != label || m.first < 0 || m.next < m.first || m.n < 0 {
+	if m.String() != label || m.first < 0 || m.next < m.first || m.n < 0 || m.synced < 0 {
 		return windowMark{}, false
 	}
 	return m, true
@@ -137,8 +150,12 @@ type stagingLog struct {
 	w    *journal.Writer // over f
 	done []*os.File      // files rotated out since the last sync
 	dirt bool            // a file was created since the last sync
-	h    *entryHash
-	err  error
+	// synced is the number of entries of the current file durable as of
+	// the last sync that returned (0 in a file not synced yet); each
+	// window mark carries it (windowMark.synced).
+	synced int64
+	h      *entryHash
+	err    error
 }
 
 // createStaging starts staging log number num in dir for windows of the
@@ -178,7 +195,7 @@ func (l *stagingLog) open(num uint64) error {
 		f.Close()
 		return l.fail(ioErr("starting", p, err))
 	}
-	l.num, l.f, l.w, l.dirt = num, f, w, true
+	l.num, l.f, l.w, l.dirt, l.synced = num, f, w, true, 0
 	return nil
 }
 
@@ -205,7 +222,7 @@ func (l *stagingLog) append(win *window) error {
 			return l.fail(ioErr("appending to", l.path(), err))
 		}
 	}
-	m := windowMark{seq: win.seq, first: win.first, next: win.next, n: l.h.n, sum: l.h.sum()}
+	m := windowMark{seq: win.seq, first: win.first, next: win.next, n: l.h.n, synced: l.synced, sum: l.h.sum()}
 	if err := l.w.Mark(m.String()); err != nil {
 		return l.fail(ioErr("appending to", l.path(), err))
 	}
@@ -231,6 +248,7 @@ func (l *stagingLog) sync() error {
 	if err := l.w.WriteSuper(); err != nil {
 		return l.fail(ioErr("writing the superblock of", l.path(), err))
 	}
+	n := int64(l.w.Entries())
 	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
 		return l.fail(ioErr("syncing", l.path(), os.NewSyscallError("fdatasync", err)))
 	}
@@ -240,6 +258,7 @@ func (l *stagingLog) sync() error {
 		}
 		l.dirt = false
 	}
+	l.synced = n
 	return nil
 }
 
@@ -254,129 +273,4 @@ func (l *stagingLog) close() {
 		l.f = nil
 	}
 	l.fail(errors.New("replica: staging log closed"))
-}
-
-// segment is a run of staging entries to replay: [from, to) of file num,
-// ending at position pos.
-type segment struct {
-	num      uint64
-	from, to int64
-	pos      control.Position
-}
-
-// stagingScan is what a walk of the staging logs from a checkpoint found.
-type stagingScan struct {
-	segments   []segment        // the intact windows, to replay in order
-	pos        control.Position // the position after the last intact window
-	sectorSize uint32           // of the staging logs (0 when none was read)
-	windows    int64            // intact windows found
-	stop       string           // where and why the walk ended
-}
-
-// scanStaging walks the staging logs of dir from checkpoint cp, whose
-// position is start, and finds the windows that are intact: closed by
-// their mark, with the right entry count and checksum, in sequence. It
-// reads payloads only to check them and keeps none. A torn tail (a cut
-// entry, a missing or mismatched mark, a file that is not there) ends the
-// walk; a window out of sequence is ErrCorrupt, and so is an I/O error.
-func scanStaging(dir string, cp Checkpoint, start control.Position) (stagingScan, error) {
-	sc := stagingScan{pos: start}
-	if cp.Staging == 0 {
-		sc.stop = "no checkpoint in a staging log"
-		return sc, nil
-	}
-	h := newEntryHash()
-	buf := make([]byte, 1<<20)
-	for num := cp.Staging; ; num++ {
-		p := filepath.Join(dir, stagingName(num))
-		more, err := sc.scanFile(p, num, cp, h, buf)
-		if err != nil || !more {
-			return sc, err
-		}
-	}
-}
-
-// scanFile walks one staging log; more says whether the walk goes on with
-// the next file.
-func (sc *stagingScan) scanFile(p string, num uint64, cp Checkpoint, h *entryHash, buf []byte) (more bool, err error) {
-	name := filepath.Base(p)
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		sc.stop = "no " + name
-		return false, nil
-	}
-	if err != nil {
-		return false, ioErr("opening", p, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false, ioErr("stat", p, err)
-	}
-	r, err := journal.NewReader(f, fi.Size())
-	if err != nil {
-		sc.stop = fmt.Sprintf("%s: %v", name, err)
-		return false, nil
-	}
-	if sc.sectorSize != 0 && uint32(r.SectorSize()) != sc.sectorSize {
-		return false, fmt.Errorf("%w: %s has %d-byte sectors, the staging log before it %d", ErrCorrupt, p, r.SectorSize(), sc.sectorSize)
-	}
-	e, err := r.Next()
-	if err != nil || !e.IsMark() || !strings.HasPrefix(e.Label, beginLabel) {
-		sc.stop = fmt.Sprintf("%s: no %q mark at entry 0 (%v)", name, beginLabel, err)
-		return false, nil
-	}
-	sc.sectorSize = uint32(r.SectorSize())
-	jid := strings.TrimPrefix(e.Label, beginLabel)
-	if num == cp.Staging && cp.Entry > 1 {
-		if err := r.SeekEntry(cp.Entry); err != nil {
-			return false, fmt.Errorf("%w: %s: checkpoint at entry %d: %w", ErrCorrupt, p, cp.Entry, err)
-		}
-	}
-	seg := segment{num: num, from: r.Index(), to: r.Index()}
-	defer func() {
-		if seg.to > seg.from {
-			sc.segments = append(sc.segments, seg)
-		}
-	}()
-	h.reset()
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			if h.n > 0 {
-				sc.stop = fmt.Sprintf("%s: ends inside a window (%d entries after entry %d)", name, h.n, seg.to)
-				return false, nil
-			}
-			return true, nil
-		}
-		if err != nil {
-			var ee *journal.EntryError
-			if !errors.As(err, &ee) || errors.Is(err, journal.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
-				sc.stop = fmt.Sprintf("%s: %v", name, err)
-				return false, nil
-			}
-			return false, ioErr("reading", p, err)
-		}
-		if m, ok := parseWindowMark(e.Label); ok && e.IsMark() && m.n == h.n && m.sum == h.sum() {
-			want := control.Position{Journal: jid, NextEntry: sc.pos.NextEntry, NextWindow: sc.pos.NextWindow}
-			if jid != sc.pos.Journal {
-				want.NextEntry = 0
-			}
-			if m.seq != want.NextWindow || m.first != want.NextEntry {
-				return false, fmt.Errorf("%w: %s entry %d: window %d of entries %d-%d, expected window %d at entry %d of journal %s",
-					ErrCorrupt, p, e.Index, m.seq, m.first, m.next-1, want.NextWindow, want.NextEntry, jid)
-			}
-			sc.pos = control.Position{Journal: jid, NextEntry: m.next, NextWindow: m.seq + 1}
-			sc.windows++
-			seg.to, seg.pos = r.Index(), sc.pos
-			h.reset()
-			continue
-		}
-		h.header(e)
-		if n := e.PayloadLen(); n > 0 {
-			if _, err := io.CopyBuffer(h.d, io.NewSectionReader(f, e.PayloadOffset(), n), buf); err != nil {
-				return false, ioErr("reading", p, err)
-			}
-		}
-	}
 }

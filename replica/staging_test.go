@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -108,6 +109,23 @@ func TestStagingScan(t *testing.T) {
 // window's closing mark ends.
 func markEnds(t testing.TB, p string) []int64 {
 	t.Helper()
+	var ends []int64
+	for _, m := range stagedWindows(t, p) {
+		ends = append(ends, m.end)
+	}
+	return ends
+}
+
+// stagedWindow is where a window lies in a staging log.
+type stagedWindow struct {
+	first, firstOff int64 // its first staging entry, and that entry's offset
+	end             int64 // the byte offset where its mark ends
+	mark            windowMark
+}
+
+// stagedWindows lists the windows of the staging log at p.
+func stagedWindows(t testing.TB, p string) []stagedWindow {
+	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -116,21 +134,30 @@ func markEnds(t testing.TB, p string) []int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ends []int64
+	var ws []stagedWindow
+	first, firstOff := int64(1), int64(0)
 	for e, err := range r.All() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := parseWindowMark(e.Label); ok {
-			ends = append(ends, e.NextOffset())
+		if e.Index == 1 {
+			firstOff = e.Offset
+		}
+		if m, ok := parseWindowMark(e.Label); ok {
+			ws = append(ws, stagedWindow{first: first, firstOff: firstOff, end: e.NextOffset(), mark: m})
+			first, firstOff = e.Index+1, e.NextOffset()
 		}
 	}
-	return ends
+	return ws
 }
 
 // TestStagingTornTail cuts the last staging log at every sector and
-// corrupts bytes in it: the scan always ends at the last intact window
-// before the damage, never after it, and never fails.
+// corrupts bytes in it. A cut, zeros over the tail, or a flipped byte in a
+// window that no later window mark shows was durable (the last batch) is a
+// torn tail: the scan ends at the last intact window before the damage,
+// never after it, and does not fail. A flipped byte in a window that was
+// durable before a later window was appended is corruption: a
+// *StagingError naming the file, the window's first entry and its offset.
 func TestStagingTornTail(t *testing.T) {
 	wl := fixtures.DefaultWorkload(6, 512)
 	wl.Entries, wl.MaxWriteSectors = 200, 8
@@ -159,6 +186,7 @@ func TestStagingTornTail(t *testing.T) {
 		}
 	}
 	start := control.Position{Journal: j.id}
+	start0 := start
 	check := func(what string, data []byte, want int) {
 		t.Helper()
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -185,30 +213,75 @@ func TestStagingTornTail(t *testing.T) {
 		}
 		check("cut at "+itoa(cut), orig[:cut], want)
 	}
-	// A flipped byte in window k's entries or mark: the scan stops before k.
-	for k, e := range ends {
+	// A flipped byte in window k's entries or mark: the scan stops before
+	// k, or fails when a later mark says k was durable.
+	sws := stagedWindows(t, p)
+	corrupted, torn := 0, 0
+	for k, sw := range sws {
 		start := int64(512)
 		if k > 0 {
 			start = ends[k-1]
 		}
-		for _, off := range []int64{start + 512, (start + e) / 2, e - 512 + 40} { // an entry, a payload, the mark's label
-			if off <= start || off >= e {
+		durable := false // a later window's mark says k was durable
+		for _, later := range sws[k+1:] {
+			durable = durable || later.mark.synced > sw.first
+		}
+		for _, off := range []int64{start + 512, (start + sw.end) / 2, sw.end - 512 + 40} { // an entry, a payload, the mark's label
+			if off <= start || off >= sw.end {
 				continue
 			}
 			bad := bytes.Clone(orig)
 			bad[off] ^= 0x40
-			check("byte "+itoa(int(off))+" flipped", bad, before+k)
+			what := "byte " + itoa(int(off)) + " flipped in window " + itoa(k)
+			if !durable {
+				torn++
+				check(what, bad, before+k)
+				continue
+			}
+			corrupted++
+			if err := os.WriteFile(p, bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := scanStaging(dir, Checkpoint{Staging: 1, Entry: 1}, start0)
+			var se *StagingError
+			if !errors.As(err, &se) || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: %v, want a StagingError", what, err)
+			}
+			if se.Path != p || se.Entry != sw.first || se.Offset != sw.firstOff {
+				t.Fatalf("%s: error names %s entry %d offset %d, want %s entry %d offset %d (%v)", what, se.Path, se.Entry, se.Offset, p, sw.first, sw.firstOff, err)
+			}
 		}
+	}
+	if corrupted == 0 || torn == 0 {
+		t.Fatalf("%d flips in durable windows, %d in the last batch: want some of each", corrupted, torn)
 	}
 	// Zeros over the tail (what a file system shows after a crash).
 	bad := bytes.Clone(orig)
 	clear(bad[ends[len(ends)/2]:])
 	check("zeroed tail", bad, before+len(ends)/2+1)
-	// A missing first log: nothing.
+	// A superblock whose count lost bits, ending the log after window 0
+	// of the file: the marks past it show it was durable.
+	bad = bytes.Clone(orig)
+	binary.LittleEndian.PutUint64(bad[16:], uint64(sws[1].first))
+	if err := os.WriteFile(p, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var se *StagingError
+	if _, err := scanStaging(dir, Checkpoint{Staging: 1, Entry: 1}, start); !errors.As(err, &se) || se.Entry != sws[1].first {
+		t.Fatalf("superblock counting %d entries: %v, want a StagingError at that entry", sws[1].first, err)
+	}
+	// A missing last log, after logs that were durable: a torn tail (its
+	// creation may not have been durable).
 	os.WriteFile(p, orig, 0o600)
+	os.Rename(p, filepath.Join(dir, "gone"))
+	if sc, err := scanStaging(dir, Checkpoint{Staging: 1, Entry: 1}, start); err != nil || sc.windows != int64(before) {
+		t.Fatalf("without the last log: %d windows, %v; want %d", sc.windows, err, before)
+	}
+	os.Rename(filepath.Join(dir, "gone"), p)
+	// A missing first log, before a log that was synced: corruption.
 	os.Rename(filepath.Join(dir, stagingName(1)), filepath.Join(dir, "gone"))
 	sc, err := scanStaging(dir, Checkpoint{Staging: 1, Entry: 1}, start)
-	if err != nil || sc.windows != 0 {
+	if !errors.As(err, &se) || se.Path != filepath.Join(dir, stagingName(1)) || sc.windows != 0 {
 		t.Fatalf("without the first log: %d windows, %v", sc.windows, err)
 	}
 }

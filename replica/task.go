@@ -263,7 +263,7 @@ func (t *task) replaySegment(ctx context.Context, seg segment, par int) error {
 	if err != nil {
 		return ioErr("stat", p, err)
 	}
-	r, err := journal.NewReader(f, fi.Size())
+	r, err := journal.NewReaderClamped(f, fi.Size())
 	if err == nil {
 		err = r.SeekEntry(seg.from)
 	}

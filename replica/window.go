@@ -118,6 +118,9 @@ func decodeWindow(seq uint64, frames []parallel.Frame, exp expect) (*window, err
 			if len(e.Label) > maxLabel || strings.IndexByte(e.Label, 0) >= 0 {
 				return nil, fmt.Errorf("%w: %s: mark label of %d bytes (at most %d, no NUL)", ErrBadEntry, where(), len(e.Label), maxLabel)
 			}
+			if strings.HasPrefix(e.Label, windowPrefix) || strings.HasPrefix(e.Label, beginLabel) {
+				return nil, fmt.Errorf("%w: %s: mark labels beginning %q or %q are the staging log's own", ErrBadEntry, where(), windowPrefix, beginLabel)
+			}
 		case e.Flags == 0 && e.NrSectors == 0:
 			return nil, fmt.Errorf("%w: %s: write of zero sectors", ErrBadEntry, where())
 		case e.NrSectors > 0 && (e.Sector > limit || e.NrSectors > limit-e.Sector):
