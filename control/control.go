@@ -100,6 +100,9 @@ type TaskStatus struct {
 	ImageSize int64    `json:"image_size"`
 	Durable   Position `json:"durable"`
 	LastError string   `json:"last_error,omitempty"`
+	// Corrupt, when set, says why the task cannot be opened until an
+	// operator has looked at it (CodeCorrupt).
+	Corrupt string `json:"corrupt,omitempty"`
 	// The fields below are optional (report.go); an older server leaves
 	// them out.
 	//
@@ -201,6 +204,10 @@ const (
 	CodeShutdown   = 0x10B // the server is shutting down (retryable)
 	CodeNoHistory  = 0x10C // open at a mark: the mark is not in the retained staging logs, or they do not reach back to the task's creation
 	CodeReadOnly   = 0x10D // a window on a session opened at a mark
+	// CodeCorrupt: the task's state on the server is damaged (a staging
+	// log damaged where a crash cannot have damaged it, a state file that
+	// does not parse): the task stays closed until an operator decides.
+	CodeCorrupt = 0x10E
 )
 
 // codeNames are the codes' names in docs/protocol.md section 7.
@@ -209,6 +216,7 @@ var codeNames = map[Code]string{
 	CodeNoTask: "NO_TASK", CodeMismatch: "MISMATCH", CodeNotOpen: "NOT_OPEN",
 	CodeBadEntry: "BAD_ENTRY", CodeSequence: "SEQUENCE", CodeNoSpace: "NO_SPACE",
 	CodeIO: "IO", CodeShutdown: "SHUTDOWN", CodeNoHistory: "NO_HISTORY", CodeReadOnly: "READ_ONLY",
+	CodeCorrupt: "CORRUPT",
 }
 
 // String is the code's protocol name (NO_TASK), or "code 0x..." for a

@@ -87,8 +87,9 @@ func TestCodeString(t *testing.T) {
 		{control.CodeNoTask, "NO_TASK", true},
 		{control.CodeIO, "IO", true},
 		{control.CodeReadOnly, "READ_ONLY", true},
+		{control.CodeCorrupt, "CORRUPT", true},
 		{0x100, "code 0x100", false},
-		{0x10E, "code 0x10e", false},
+		{0x10F, "code 0x10f", false},
 		{9, "code 0x9", false},
 	} {
 		if got := tc.code.String(); got != tc.name {

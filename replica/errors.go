@@ -43,6 +43,11 @@ var (
 	ErrNoHistory = errors.New("replica: no history to the mark")
 	// ErrReadOnly: a window on a session that opened a task at a mark.
 	ErrReadOnly = errors.New("replica: task opened read-only at a mark")
+	// ErrForbidden: the session's identity is not granted the task
+	// (Grants), or the session does not hold the task it reports for. It
+	// reaches the client as parallel.CodeForbidden, which matches
+	// parallel.ErrForbidden.
+	ErrForbidden = errors.New("replica: forbidden")
 )
 
 // codeOf is the application code (control.Code*) that tells the client
@@ -71,6 +76,10 @@ func codeOf(err error) parallel.Code {
 		return control.CodeNoHistory
 	case errors.Is(err, ErrReadOnly):
 		return control.CodeReadOnly
+	case errors.Is(err, ErrCorrupt):
+		return control.CodeCorrupt
+	case errors.Is(err, ErrForbidden):
+		return parallel.CodeForbidden
 	case isNoSpace(err):
 		return control.CodeNoSpace
 	}

@@ -28,9 +28,13 @@ type Hooks struct {
 // ErrorKind names the kind of a server error for metrics and logs: the
 // name of its application code (bad_request, task_busy, no_task,
 // mismatch, not_open, bad_entry, sequence, no_space, io, shutdown,
-// bad_task).
+// bad_task, no_history, read_only, corrupt, forbidden).
 func ErrorKind(err error) string {
-	return strings.ToLower(control.Code(codeOf(err)).String())
+	c := codeOf(err)
+	if c == parallel.CodeForbidden {
+		return "forbidden"
+	}
+	return strings.ToLower(control.Code(c).String())
 }
 
 // Traffic is what the server's sessions moved, ended ones included.

@@ -55,6 +55,9 @@ func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte
 	if err := CheckTask(name); err != nil {
 		return nil, remote(err)
 	}
+	if !srv.holds(ps, name) {
+		return nil, remote(fmt.Errorf("%w: a report for task %s from a session that does not hold it (only the session whose open of the task succeeded may report for it)", ErrForbidden, name))
+	}
 	b := &srv.book
 	b.mu.Lock()
 	if b.reports == nil {
@@ -63,6 +66,31 @@ func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte
 	b.reports[name] = report{Report: *r, at: time.Now()}
 	b.mu.Unlock()
 	return []byte("{}"), nil
+}
+
+// holds reports whether session ps holds task name: it claimed the task
+// and its open (not at a mark) succeeded. A session that waits for its
+// accept waits here too.
+func (srv *Server) holds(ps *parallel.Session, name string) bool {
+	srv.mu.Lock()
+	ss := srv.sessions[ps]
+	srv.mu.Unlock()
+	if ss == nil {
+		return false // not accepted yet: it has not opened anything
+	}
+	select {
+	case <-ss.accepted:
+	default:
+		return false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.t == nil || ss.opened.At != "" {
+		return false
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return ss.claimed && srv.claims[name] == ss
 }
 
 // describe adds to ts what the server knows in memory: when the durable
@@ -121,4 +149,6 @@ func idBytes(id [16]byte) []byte { return id[:] }
 // Status returns what the status call answers: every task of the
 // directory with its durable position and what the server knows of it in
 // memory (session, source report, lag).
-func (srv *Server) Status() (control.Status, error) { return srv.status() }
+func (srv *Server) Status() (control.Status, error) {
+	return srv.status(func(string) bool { return true })
+}

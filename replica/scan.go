@@ -333,3 +333,119 @@ func markAt(h []byte) (windowMark, bool) {
 	}
 	return parseWindowMark(string(label))
 }
+
+// Truncated says what TruncateStaging did.
+type Truncated struct {
+	// Damage is the StagingError that kept the task closed (nil when the
+	// staging logs had none: nothing was changed).
+	Damage *StagingError
+	// Kept lists the files moved aside for inspection (names in the
+	// task's directory); the server never reads them again.
+	Kept []string
+	// Windows is the number of intact windows left before the damage,
+	// and Position where the task will stand once recovered.
+	Windows  int64
+	Position control.Position
+}
+
+// damagedPrefix names the staging logs TruncateStaging moves aside.
+const damagedPrefix = "damaged-"
+
+// TruncateStaging is the operator's way out of a StagingError for task
+// name in the server directory dir, with no server running on it (it
+// takes the directory's lock): it moves the damaged staging log and every
+// later one aside, as DIR/TASK/damaged-staging-NNNNNN.log, for
+// inspection (logship inspect reads them), and puts back a copy of the
+// damaged log cut before the damaged window. The next open of the task
+// recovers the windows before the damage; the source resends the rest
+// from there, if it still has them. Windows after the damage that were
+// acked are lost to the image unless the source resends them.
+func TruncateStaging(dir, name string) (Truncated, error) {
+	if err := CheckTask(name); err != nil {
+		return Truncated{}, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return Truncated{}, err
+	}
+	defer lock.Close()
+	tdir := filepath.Join(dir, name)
+	st, err := loadState(tdir)
+	if err != nil {
+		return Truncated{}, err
+	}
+	sc, err := scanStagingAll(tdir, st.Checkpoint, st.Durable)
+	if err != nil {
+		return Truncated{}, err
+	}
+	res := Truncated{Damage: sc.corrupt, Windows: sc.windows, Position: sc.pos}
+	if sc.corrupt == nil {
+		return res, nil
+	}
+	d := sc.damage
+	ns, err := stagingFiles(tdir)
+	if err != nil {
+		return res, err
+	}
+	for _, n := range ns {
+		if n < d.num {
+			continue
+		}
+		from := filepath.Join(tdir, stagingName(n))
+		to := filepath.Join(tdir, damagedPrefix+stagingName(n))
+		if _, err := os.Stat(to); err == nil {
+			return res, fmt.Errorf("%s exists already: move it away first", to)
+		}
+		if err := os.Rename(from, to); err != nil {
+			return res, ioErr("renaming", from, err)
+		}
+		res.Kept = append(res.Kept, filepath.Base(to))
+		if n == d.num {
+			if err := copyPrefix(to, from, d.offset, d.entry); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, syncDir(tdir)
+}
+
+// copyPrefix writes to dst the first size bytes of the staging log src,
+// with a superblock that counts entries entries, durably. A damaged first
+// sector (size 0) leaves no copy.
+func copyPrefix(src, dst string, size, entries int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return ioErr("opening", src, err)
+	}
+	defer in.Close()
+	sb := make([]byte, journal.MinSectorSize)
+	if _, err := in.ReadAt(sb, 0); err != nil {
+		return ioErr("reading", src, err)
+	}
+	s, err := journal.ParseSuper(sb)
+	if err != nil || size < int64(s.SectorSize) {
+		return nil // nothing of it can be kept
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return ioErr("creating", dst, err)
+	}
+	_, err = io.Copy(out, io.NewSectionReader(in, 0, size))
+	if err == nil {
+		s.NrEntries = uint64(entries)
+		var b []byte
+		if b, err = s.AppendBinary(nil); err == nil {
+			_, err = out.WriteAt(b, 0)
+		}
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return ioErr("writing", dst, err)
+	}
+	return nil
+}

@@ -57,6 +57,11 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// Hooks are told of windows and failures as they happen (metrics).
 	Hooks Hooks
+	// Grants say which tasks each client identity may use; nil grants
+	// every identity every task. Give the transport Server.Authorize so
+	// that a session naming a task it is not granted is refused at its
+	// handshake; the server checks again in every call.
+	Grants *Grants
 }
 
 func (c *Config) defaults() {
@@ -86,10 +91,13 @@ type Server struct {
 	claims   map[string]*session            // task name → the session using it
 	sessions map[*parallel.Session]*session // sessions known to Serve or Handle
 	lastErr  map[string]string              // task name → why its last session failed
+	corrupt  map[string]string              // task name → why it stays closed (ErrCorrupt in recovery)
 	idle     chan struct{}                  // closed and replaced whenever a claim is released
 	marks    map[string]*appliedMarks       // task name → the source marks last applied to its image
 
 	book book // reports, durable times, traffic (report.go)
+
+	dirs []string // cfg.Dir as given and absolute, longest first (redact)
 
 	// abandon makes sessions stop without syncing anything more, as if
 	// the process died (tests).
@@ -109,17 +117,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, ioErr("creating", cfg.Dir, err)
 	}
-	lp := filepath.Join(cfg.Dir, ".lock")
-	lock, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := lockDir(cfg.Dir)
 	if err != nil {
-		return nil, ioErr("opening", lp, err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrDirBusy, cfg.Dir)
-		}
-		return nil, ioErr("locking", lp, err)
+		return nil, err
 	}
 	srv := &Server{
 		cfg:      cfg,
@@ -128,14 +128,36 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		claims:   make(map[string]*session),
 		sessions: make(map[*parallel.Session]*session),
 		lastErr:  make(map[string]string),
+		corrupt:  make(map[string]string),
 		idle:     make(chan struct{}),
 		marks:    make(map[string]*appliedMarks),
 	}
+	if abs, err := filepath.Abs(cfg.Dir); err == nil && abs != filepath.Clean(cfg.Dir) {
+		srv.dirs = append(srv.dirs, abs)
+	}
+	srv.dirs = append(srv.dirs, filepath.Clean(cfg.Dir))
 	if err := srv.recoverAll(ctx); err != nil {
 		lock.Close()
 		return nil, err
 	}
 	return srv, nil
+}
+
+// lockDir takes the lock of server directory dir (DIR/.lock).
+func lockDir(dir string) (*os.File, error) {
+	lp := filepath.Join(dir, ".lock")
+	lock, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, ioErr("opening", lp, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrDirBusy, dir)
+		}
+		return nil, ioErr("locking", lp, err)
+	}
+	return lock, nil
 }
 
 // Close releases the directory. Serve must have returned.
@@ -174,6 +196,7 @@ func (srv *Server) recoverAll(ctx context.Context) error {
 		if err != nil {
 			srv.log.Error("recovery failed, will retry on open", "task", name, "err", err)
 			srv.lastErr[name] = err.Error()
+			srv.noteCorrupt(name, err)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -204,6 +227,29 @@ func (srv *Server) Serve(ctx context.Context, l *parallel.Listener) error {
 		}
 		wg.Go(func() { srv.serveSession(ctx, ps) })
 	}
+}
+
+// noteCorrupt remembers that task name cannot be opened because its state
+// is damaged (err wraps ErrCorrupt), for status and metrics, and forgets
+// it when err is nil (the task opened). srv.mu must not be held.
+func (srv *Server) noteCorrupt(name string, err error) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	switch {
+	case err == nil:
+		delete(srv.corrupt, name)
+	case errors.Is(err, ErrCorrupt):
+		srv.corrupt[name] = err.Error()
+	}
+}
+
+// redact replaces the server's directory in a message for a client with
+// "DIR": clients are not told the server's paths.
+func (srv *Server) redact(msg string) string {
+	for _, d := range srv.dirs {
+		msg = strings.ReplaceAll(msg, d, "DIR")
+	}
+	return msg
 }
 
 // session returns the server's record of ps, making it if needed.
@@ -262,8 +308,11 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 	ss := srv.session(ps)
 	name := ps.Task()
 	var err error
+	forbidden := false
 	if name != "" {
-		if err = CheckTask(name); err == nil {
+		if err = srv.Authorize(ps.Identity(), name); err != nil {
+			forbidden = true
+		} else if err = CheckTask(name); err == nil {
 			if err = srv.claim(ctx, ss, name); err == nil {
 				ss.claimed = true
 			}
@@ -283,7 +332,7 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 		err = ss.receive(ctx)
 	}
 	if err != nil {
-		ps.Fail(codeOf(err), err.Error())
+		ps.Fail(codeOf(err), srv.redact(err.Error()))
 		lvl := slog.LevelWarn
 		if errors.Is(err, ErrShutdown) {
 			lvl = slog.LevelInfo
@@ -303,7 +352,9 @@ func (srv *Server) serveSession(ctx context.Context, ps *parallel.Session) {
 			srv.log.Error("closing the task failed", "task", name, "err", cerr)
 		}
 	}
-	srv.failed(name, err, ps.Err())
+	if !forbidden { // the name is the peer's: no metrics for it
+		srv.failed(name, err, ps.Err())
+	}
 	srv.mu.Lock()
 	srv.forget(ps)
 	if ss.claimed {
@@ -340,17 +391,39 @@ func (srv *Server) WaitIdle(ctx context.Context) error {
 }
 
 // Handle answers the calls of control (docs/protocol.md section 7.1). It
-// is the parallel.Handler to give the listener.
+// is the parallel.Handler to give the listener. A call on a session that
+// names a task its identity is not granted is refused (ErrForbidden)
+// before anything else; error replies do not name the server's
+// directory.
 func (srv *Server) Handle(ctx context.Context, ps *parallel.Session, req []byte) ([]byte, error) {
+	resp, err := srv.handle(ctx, ps, req)
+	var re *parallel.RemoteError
+	if errors.As(err, &re) {
+		re.Msg = srv.redact(re.Msg)
+	}
+	return resp, err
+}
+
+func (srv *Server) handle(ctx context.Context, ps *parallel.Session, req []byte) ([]byte, error) {
+	if name := ps.Task(); name != "" {
+		if err := srv.Authorize(ps.Identity(), name); err != nil {
+			return nil, remote(err)
+		}
+	}
 	var r control.Request
 	if err := control.Unmarshal(req, &r); err != nil {
 		return nil, remote(fmt.Errorf("%w: %w", ErrBadRequest, err))
 	}
 	switch r.Op {
 	case control.OpStatus:
-		st, err := srv.status()
+		id := ps.Identity()
+		st, err := srv.status(func(task string) bool { return srv.cfg.Grants.Allows(id, task) })
 		if err != nil {
 			return nil, remote(err)
+		}
+		for i := range st.Tasks {
+			ts := &st.Tasks[i]
+			ts.LastError, ts.Corrupt = srv.redact(ts.LastError), srv.redact(ts.Corrupt)
 		}
 		return control.Marshal(st), nil
 	case control.OpOpen:
@@ -379,8 +452,8 @@ func (srv *Server) Handle(ctx context.Context, ps *parallel.Session, req []byte)
 	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
 }
 
-// status lists the tasks of the directory.
-func (srv *Server) status() (control.Status, error) {
+// status lists the tasks of the directory for which show holds.
+func (srv *Server) status(show func(task string) bool) (control.Status, error) {
 	des, err := os.ReadDir(srv.cfg.Dir)
 	if err != nil {
 		return control.Status{}, ioErr("listing", srv.cfg.Dir, err)
@@ -388,12 +461,13 @@ func (srv *Server) status() (control.Status, error) {
 	st := control.Status{Tasks: []control.TaskStatus{}}
 	for _, de := range des {
 		name := de.Name()
-		if !de.IsDir() || CheckTask(name) != nil {
+		if !de.IsDir() || CheckTask(name) != nil || !show(name) {
 			continue
 		}
 		ts := control.TaskStatus{Name: name}
 		srv.mu.Lock()
 		ts.LastError = srv.lastErr[name]
+		ts.Corrupt = srv.corrupt[name]
 		var t *task
 		ss := srv.claims[name]
 		if ss != nil {

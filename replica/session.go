@@ -80,13 +80,16 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 		return control.Task{}, fmt.Errorf("%w (open with a size to create it)", err)
 	}
 	if err != nil {
+		srv.noteCorrupt(name, err)
 		return control.Task{}, err
 	}
 	res, err := t.recover(ctx, srv.cfg.Retain, srv.cfg.Parallel)
 	if err != nil {
 		t.close()
+		srv.noteCorrupt(name, err)
 		return control.Task{}, err
 	}
+	srv.noteCorrupt(name, nil)
 	if res.Windows > 0 {
 		srv.log.Info("recovered from the staging log", "task", name, "windows", res.Windows, "position", fmtPos(t.position()), "stop", res.Stop)
 	}
@@ -299,7 +302,7 @@ func (a *syncApplier) put(ctx context.Context, w *window) error {
 	}
 	if err != nil {
 		a.err = fmt.Errorf("task %s: %w", a.t.name, err)
-		a.ps.Fail(codeOf(a.err), a.err.Error())
+		a.ps.Fail(codeOf(a.err), a.srv.redact(a.err.Error()))
 		return a.err
 	}
 	a.t.setDurable(w.pos())
@@ -370,7 +373,7 @@ func (a *groupApplier) fail(err error) {
 	a.failOnce.Do(func() {
 		a.err = fmt.Errorf("task %s: %w", a.t.name, err)
 		close(a.failed)
-		a.ps.Fail(codeOf(a.err), a.err.Error())
+		a.ps.Fail(codeOf(a.err), a.srv.redact(a.err.Error()))
 	})
 }
 

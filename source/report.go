@@ -64,6 +64,8 @@ func codeName(code uint16) string {
 	switch c := control.Code(code); {
 	case c.Defined():
 		return strings.ToLower(c.String())
+	case code == uint16(parallel.CodeForbidden):
+		return "forbidden"
 	case code < uint16(parallel.CodeApplication):
 		return "transport"
 	}
