@@ -35,6 +35,9 @@ var (
 	ErrEntryTooLarge = blocksync.ErrEntryTooLarge
 	// ErrJournalMismatch: the server answered for another journal.
 	ErrJournalMismatch = errors.New("source: the server's position is for another journal")
+	// ErrWentBack: the server says a durable position behind what it
+	// acked to this Shipper: it lost windows it had made durable.
+	ErrWentBack = errors.New("source: the server's durable position went back")
 )
 
 // Config configures a Shipper.
@@ -146,6 +149,7 @@ type Shipper struct {
 	sess     *parallel.Session // the session in use, or nil
 	wireDone int64             // wire bytes of ended sessions
 	pending  []sentWindow      // windows sent in sess, not yet known durable, in order
+	ackedTo  control.Position  // the furthest position the server acked, any session
 	markIdx  int64             // index of FromMark, -1 until found
 
 	openFirst  time.Time // when the first entry of the open window was read
@@ -485,6 +489,14 @@ func (s *Shipper) open(ctx context.Context, sess *parallel.Session, id string, s
 	if t.Durable.NextEntry < 0 {
 		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("server reports a negative position %d", t.Durable.NextEntry)}
 	}
+	s.mu.Lock()
+	a := s.ackedTo
+	s.mu.Unlock()
+	if a.Journal == t.Durable.Journal && (t.Durable.NextEntry < a.NextEntry || t.Durable.NextWindow < a.NextWindow) {
+		return t, &TaskError{Task: sess.Task(), Err: fmt.Errorf("%w: the server says entry %d (window %d) is the first not durable, but it acked up to entry %d (window %d) to this ship: it lost windows it had made durable",
+			ErrWentBack, t.Durable.NextEntry, t.Durable.NextWindow, a.NextEntry, a.NextWindow),
+			Hint: "not resending from there; check the server (logship status, its log), then start the ship again to accept its position"}
+	}
 	return t, nil
 }
 
@@ -543,7 +555,7 @@ func permanent(err error) bool {
 		return true
 	case errors.Is(err, ErrLoggingDisabled), errors.Is(err, ErrOutsideImage), errors.Is(err, ErrEntryTooLarge):
 		return true
-	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure),
+	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure), errors.Is(err, parallel.ErrForbidden),
 		errors.Is(err, parallel.ErrWrongSide), errors.Is(err, parallel.ErrWindowOrder), errors.Is(err, parallel.ErrWindowTooLarge):
 		return true
 	case errors.As(err, &re) && re.Code == parallel.CodeUnsupported:
@@ -837,6 +849,7 @@ func (s *Shipper) ackedLocked() {
 	last := s.pending[i-1]
 	s.pending = s.pending[i:]
 	s.st.Durable.NextEntry, s.st.Durable.NextWindow = last.next, last.seq+1
+	s.ackedTo = s.st.Durable
 	if last.nextOff > 0 {
 		s.st.DurableOffset = last.nextOff
 	}

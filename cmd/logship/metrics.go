@@ -51,7 +51,8 @@ func startMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 		}
 		fmt.Fprintln(w, "logship: metrics at /metrics")
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -134,11 +135,12 @@ var (
 	descLagBytes    = prometheus.NewDesc("logship_task_lag_bytes", "Log bytes of the source not yet durable (from the source's last report).", []string{"task"}, nil)
 	descLagSeconds  = prometheus.NewDesc("logship_task_lag_seconds", "Age of the oldest entry read by the source and not yet durable.", []string{"task"}, nil)
 	descDisabled    = prometheus.NewDesc("logship_task_logging_disabled", "1 when the source reports that its log-writes target stopped logging.", []string{"task"}, nil)
+	descCorrupt     = prometheus.NewDesc("logship_task_corrupt", "1 when the task stays closed because its state on the server is damaged (status says where).", []string{"task"}, nil)
 )
 
 func (m *serveMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descStreamBytes, descImage, descDurEntry, descDurWindow, descDurTime,
-		descActive, descLagEntries, descLagBytes, descLagSeconds, descDisabled} {
+		descActive, descLagEntries, descLagBytes, descLagSeconds, descDisabled, descCorrupt} {
 		ch <- d
 	}
 }
@@ -171,6 +173,7 @@ func (m *serveMetrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(descDurTime, float64(ts.DurableTime.UnixNano())/1e9)
 		}
 		gauge(descActive, b2f(ts.Session != nil))
+		gauge(descCorrupt, b2f(ts.Corrupt != ""))
 		if l := ts.Lag; l != nil {
 			if l.Entries >= 0 {
 				gauge(descLagEntries, float64(l.Entries))

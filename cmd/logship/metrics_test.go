@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,8 +198,30 @@ func TestMetrics(t *testing.T) {
 func TestMetricsUsage(t *testing.T) {
 	dir := t.TempDir()
 	// An address that cannot be listened on is a runtime error at start.
-	r := logship(t, "serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--metrics", "256.0.0.1:1")
+	r := logship(t, "serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--metrics", "256.0.0.1:1", "--metrics-public")
 	if r.code != 3 || !strings.Contains(r.stderr, "--metrics 256.0.0.1:1") {
 		t.Fatalf("serve --metrics on a bad address: exit %d, %q", r.code, r.stderr)
 	}
+	// Task names beyond loopback only when asked for.
+	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:9300", "[::]:0"} {
+		r := logship(t, "serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--metrics", addr)
+		if r.code != 2 || !strings.Contains(r.stderr, "not a loopback address") || !strings.Contains(r.stderr, "--metrics-public") {
+			t.Errorf("serve --metrics %s: exit %d, %q; want a usage error", addr, r.code, r.stderr)
+		}
+	}
+}
+
+// TestMetricsBarePort: --metrics :PORT listens on the --listen host when
+// that is loopback, not on every interface.
+func TestMetricsBarePort(t *testing.T) {
+	p := startServe(t, t.TempDir(), "--metrics", ":0")
+	addr := metricsAddr(t, "serve", p.log)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("metrics on %q (%v), want 127.0.0.1", addr, err)
+	}
+	if m := scrape(t, addr); len(m) == 0 {
+		t.Fatal("no metrics")
+	}
+	p.stop(t, syscall.SIGTERM)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,28 @@ Authentication: TLS 1.3 with client certificates (--tls-cert, --tls-key,
 --client-ca), or pre-shared keys (--psk-file: one key, or one NAME:KEY line
 per client; mode 0600; every byte of a session is then encrypted and
 authenticated with keys derived from it), or none with --insecure, which is
-accepted only on a loopback address. See docs/security.md.`)
+accepted only on a loopback address. See docs/security.md.
+
+Authorization: --grants FILE says which tasks each client identity may
+use, one line per grant:
+
+    IDENTITY TASK-PATTERN...
+
+IDENTITY is cert:sha256:<hex> (the SHA-256 of a client certificate's public
+key), psk:<name> (a pre-shared key), insecure, or * (every identity); each
+pattern is a task name or a glob ("db-*", "*"). A session naming a task its
+identity is not granted is refused with FORBIDDEN before anything of the
+task is read or written, and status lists only granted tasks. Without
+--grants every identity is granted every task (as before grants existed);
+serve warns when it listens beyond loopback that way.
+
+--truncate-staging TASK (with --dir, no --listen, the server stopped) is the
+way out when a task stays closed because its staging log is corrupt (damage
+followed by windows that were durable): the damaged log and the ones after
+it are moved aside as DIR/TASK/damaged-staging-NNNNNN.log for inspection,
+and a copy cut before the damaged window is put back. The next serve opens
+the task at the last intact window; the source resends the rest, if it
+still has it. docs/production.md has the procedure.`)
 	var (
 		listen    = fs.String("listen", "", "address to listen on, host:port")
 		dir       = fs.String("dir", "", "directory of the tasks (created if missing)")
@@ -57,7 +79,10 @@ accepted only on a loopback address. See docs/security.md.`)
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
 		rotateS   = fs.String("staging-rotate", humanize.IBytes(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
 		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s, at most 60s)")
-		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
+		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port, or :port for the --listen host), at /metrics")
+		metricsOK = fs.Bool("metrics-public", false, "allow --metrics on an address that is not loopback (task names and sizes are then readable by anyone who can reach it)")
+		grantsF   = fs.String("grants", "", "file of grants: lines 'IDENTITY TASK-PATTERN...' (default: every identity every task)")
+		truncate  = fs.String("truncate-staging", "", "move the corrupt staging logs of TASK aside and exit (the server must be stopped)")
 	)
 	lf := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -69,6 +94,12 @@ accepted only on a loopback address. See docs/security.md.`)
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *truncate != "" {
+		if *dir == "" || *listen != "" {
+			return usagef("--truncate-staging needs --dir and no --listen")
+		}
+		return truncateStaging(e, *dir, *truncate)
 	}
 	if *listen == "" || *dir == "" {
 		return usagef("--listen and --dir are required")
@@ -116,16 +147,36 @@ accepted only on a loopback address. See docs/security.md.`)
 	default:
 		scfg.Insecure = true
 	}
+	var grants *replica.Grants
+	if *grantsF != "" {
+		if grants, err = replica.LoadGrants(*grantsF); err != nil {
+			return err
+		}
+		if grants.Identities() == 0 {
+			log.Warn("the grants file grants nothing: every task will be refused", "grants", *grantsF)
+		}
+	} else if !loopbackHost(*listen) && !*insecure {
+		log.Warn("no --grants: every client that authenticates may open, read, overwrite and hold every task; give each source its own identity and --grants (docs/security.md)")
+	}
+	metricsAddr := *metrics
+	if metricsAddr != "" {
+		if metricsAddr, err = metricsListenAddr(*metrics, *listen, *metricsOK); err != nil {
+			return err
+		}
+		if !loopbackHost(metricsAddr) {
+			log.Warn("metrics served beyond loopback: anyone who reaches "+metricsAddr+" reads the task names, sizes and positions", "addr", metricsAddr)
+		}
+	}
 
 	var sm *serveMetrics
 	var reg *prometheus.Registry
 	var hooks replica.Hooks
-	if *metrics != "" {
+	if metricsAddr != "" {
 		reg = newRegistry()
 		sm = newServeMetrics(reg)
 		hooks = sm.hooks()
 		mctx, stopMetrics := context.WithCancel(ctx)
-		wait, err := startMetrics(mctx, *metrics, reg, log)
+		wait, err := startMetrics(mctx, metricsAddr, reg, log)
 		if err != nil {
 			stopMetrics()
 			return err
@@ -144,6 +195,7 @@ accepted only on a loopback address. See docs/security.md.`)
 		StagingRotate:   int64(rotate),
 		Log:             log,
 		Hooks:           hooks,
+		Grants:          grants,
 	})
 	if err != nil {
 		return err
@@ -153,6 +205,7 @@ accepted only on a loopback address. See docs/security.md.`)
 		sm.setServer(srv)
 	}
 	scfg.Handler = srv.Handle
+	scfg.Authorize = srv.Authorize
 	scfg.OnRefusals = func(s parallel.RefusalSummary) {
 		log.Warn(s.String(), "refused", s.Counts.Total(), "interval", s.Interval, "addresses", s.Addrs, "top", s.Top, "first", s.FirstErr)
 	}
@@ -197,4 +250,55 @@ func registerListener(reg *prometheus.Registry, l *parallel.Listener) {
 			Help: "Connections refused, by reason (busy, limit, auth, forbidden, protocol, version, timeout, dropped).", ConstLabels: prometheus.Labels{"reason": r.reason}},
 			func() float64 { return float64(r.count(l.Stats().Refused)) }))
 	}
+}
+
+// truncateStaging is serve --truncate-staging TASK.
+func truncateStaging(e *env, dir, task string) error {
+	tr, err := replica.TruncateStaging(dir, task)
+	if err != nil {
+		return err
+	}
+	if tr.Damage == nil {
+		fmt.Fprintf(e.stdout, "task %s: its staging logs are not corrupt; nothing changed (%d intact windows, to entry %d)\n", task, tr.Windows, tr.Position.NextEntry)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "task %s: %v\n", task, tr.Damage)
+	fmt.Fprintf(e.stdout, "task %s: kept for inspection: %s\n", task, strings.Join(tr.Kept, ", "))
+	fmt.Fprintf(e.stdout, "task %s: the next serve opens it at window %d, entry %d of journal %s (%d windows kept); the source resends from there\n",
+		task, tr.Position.NextWindow, tr.Position.NextEntry, tr.Position.Journal, tr.Windows)
+	return nil
+}
+
+// loopbackHost reports whether the host of addr (host:port) is a loopback
+// IP address or "localhost". An empty host (every interface) or another
+// name is not.
+func loopbackHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// metricsListenAddr is where serve --metrics listens: a bare ":PORT"
+// takes the host of --listen when that is loopback (so that metrics never
+// reach farther than the server). An address beyond loopback needs
+// --metrics-public.
+func metricsListenAddr(metrics, listen string, public bool) (string, error) {
+	host, port, err := net.SplitHostPort(metrics)
+	if err != nil {
+		return "", usagef("--metrics %q: %v", metrics, err)
+	}
+	if host == "" && loopbackHost(listen) {
+		lhost, _, _ := net.SplitHostPort(listen)
+		metrics = net.JoinHostPort(lhost, port)
+	}
+	if !loopbackHost(metrics) && !public {
+		return "", usagef("--metrics %s is not a loopback address: its task names, sizes and positions would be readable by anyone who reaches it; give a loopback address (127.0.0.1:PORT) and put a proxy with authentication in front, or say --metrics-public", metrics)
+	}
+	return metrics, nil
 }
