@@ -105,7 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "logship %s: %v\n", c.name, err)
 		return exitFailed
 	default:
-		fmt.Fprintf(stderr, "logship %s: %v\n", c.name, err)
+		// Runtime errors may carry what a peer said (an error reply).
+		fmt.Fprintf(stderr, "logship %s: %s\n", c.name, peer(err.Error()))
 		return exitRuntime
 	}
 }

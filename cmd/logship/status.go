@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 
@@ -162,12 +164,14 @@ func fetchStatus(ctx context.Context, addr string, cfg parallel.ClientConfig) (c
 	return st, nil
 }
 
-// printTaskStatus prints one task for people.
+// printTaskStatus prints one task for people. Every string in ts comes
+// from the server, or through it from a source: each goes through peer,
+// so that none can forge lines or send the terminal escapes.
 func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
-	fmt.Fprintf(w, "task %s\n", ts.Name)
+	fmt.Fprintf(w, "task %s\n", peer(ts.Name))
 	fmt.Fprintf(w, "  image:    %s (%d bytes)\n", humanize.IBytes(uint64(max(ts.ImageSize, 0))), ts.ImageSize)
 	d := ts.Durable
-	line := fmt.Sprintf("entry %d, window %d of journal %s", d.NextEntry, d.NextWindow, orNone(d.Journal))
+	line := fmt.Sprintf("entry %d, window %d of journal %s", d.NextEntry, d.NextWindow, orNone(peer(d.Journal)))
 	if !ts.DurableTime.IsZero() {
 		line += fmt.Sprintf(", moved %s ago", ago(now.Sub(ts.DurableTime)))
 	}
@@ -178,12 +182,12 @@ func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
 			per = append(per, humanize.IBytes(uint64(max(b, 0))))
 		}
 		fmt.Fprintf(w, "  session:  %s, %d streams (%s), %s, up %s: %d windows, %s received\n",
-			s.ID, s.Streams, strings.Join(per, " "), s.Auth, ago(now.Sub(s.Started)), s.Windows, humanize.IBytes(uint64(max(s.Bytes, 0))))
+			peer(s.ID), s.Streams, strings.Join(per, " "), peer(s.Auth), ago(now.Sub(s.Started)), s.Windows, humanize.IBytes(uint64(max(s.Bytes, 0))))
 	} else {
 		fmt.Fprintf(w, "  session:  none\n")
 	}
 	if r := ts.Source; r != nil {
-		src := fmt.Sprintf("log %s", orNone(r.Log))
+		src := fmt.Sprintf("log %s", orNone(peer(r.Log)))
 		if r.Seq > 0 {
 			src += fmt.Sprintf(" (rotation %d)", r.Seq)
 		}
@@ -197,7 +201,7 @@ func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
 			fmt.Fprintf(w, "  WARNING:  the log-writes target reports logging_disabled: writes reach the device unlogged; the image needs a resync\n")
 		}
 		if r.Error != "" {
-			fmt.Fprintf(w, "  source error: %s\n", r.Error)
+			fmt.Fprintf(w, "  source error: %s\n", peer(r.Error))
 		}
 	}
 	if l := ts.Lag; l != nil {
@@ -211,8 +215,24 @@ func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
 		fmt.Fprintf(w, "  lag:      unknown (no report from a source)\n")
 	}
 	if ts.LastError != "" {
-		fmt.Fprintf(w, "  last error: %s\n", ts.LastError)
+		fmt.Fprintf(w, "  last error: %s\n", peer(ts.LastError))
 	}
+	if ts.Corrupt != "" {
+		fmt.Fprintf(w, "  CORRUPT:  %s\n", peer(ts.Corrupt))
+	}
+}
+
+// peer makes a string a peer sent safe to print: as it is when every rune
+// is printable (strconv.IsPrint: no control characters, newlines,
+// terminal escapes or invisible format characters), else quoted with
+// those escaped (strconv.Quote).
+func peer(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func orNone(s string) string {

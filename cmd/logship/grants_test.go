@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logship/logship/control"
+)
+
+// TestServeGrants: a real `logship serve --grants` refuses a task the
+// client's identity is not granted with FORBIDDEN, and the task's image
+// and state stay as they were; status lists only granted tasks.
+func TestServeGrants(t *testing.T) {
+	dir := t.TempDir()
+	srv := filepath.Join(dir, "srv")
+	j1, _, img1 := shipJournal(t, dir, 21)
+	j2, _, img2 := shipJournal(t, dir, 22)
+	if bytes.Equal(img1, img2) {
+		t.Fatal("the two journals give the same image")
+	}
+	grants := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ship := func(addr, j, task string) result {
+		return logship(t, "ship", j, "--to", addr, "--task", task, "--insecure", "--size", "32MiB", "--progress", "never", "--retry-for", "5s")
+	}
+
+	// Granted: the task is made.
+	p := startServe(t, srv, "--grants", grants("all", "# every task\ninsecure *\n"))
+	if r := ship(p.addr, j1, "vol"); r.code != 0 {
+		t.Fatalf("ship of a granted task: exit %d\n%s", r.code, r.stderr)
+	}
+	imageAfterStop(t, p, "vol", img1)
+
+	// Not granted any more: refused, nothing of it touched.
+	p = startServe(t, srv, "--grants", grants("some", "insecure other-*\n"))
+	state, err := os.ReadFile(filepath.Join(srv, "vol", "state")) // as the server's recovery at start left it
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ship(p.addr, j2, "vol")
+	if r.code == 0 || !strings.Contains(r.stderr, "FORBIDDEN") {
+		t.Fatalf("ship of an ungranted task: exit %d, stderr %q; want FORBIDDEN", r.code, r.stderr)
+	}
+	if r := ship(p.addr, j2, "other-1"); r.code != 0 {
+		t.Fatalf("ship of another granted task: exit %d\n%s", r.code, r.stderr)
+	}
+	st := statusJSON(t, "--to", p.addr, "--insecure")
+	if len(st) != 1 || st[0].Name != "other-1" {
+		t.Fatalf("status lists %+v, want only other-1", st)
+	}
+	if r := logship(t, "status", "--to", p.addr, "--insecure", "--task", "vol"); r.code != 3 {
+		t.Fatalf("status --task of an ungranted task: exit %d, %q", r.code, r.stdout)
+	}
+	imageAfterStop(t, p, "vol", img1)
+	if now, _ := os.ReadFile(filepath.Join(srv, "vol", "state")); !bytes.Equal(now, state) {
+		t.Fatalf("the ungranted task's state changed:\n%s\nwas\n%s", now, state)
+	}
+	// A grants file that does not parse stops serve at start.
+	r = logship(t, "serve", "--listen", "127.0.0.1:0", "--dir", srv, "--insecure", "--grants", grants("bad", "insecure\n"))
+	if r.code != 3 || !strings.Contains(r.stderr, "line 1") {
+		t.Fatalf("serve with a bad grants file: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestStatusEscapes: what a source reports (and the server passes on) is
+// printed by status with control characters, newlines and terminal
+// escapes quoted: a forged report cannot add lines or drive the terminal.
+func TestStatusEscapes(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, filepath.Join(dir, "srv"))
+	j, o := serveJournal(t, 23)
+	c, _ := dialServe(t, p.addr, "vol", j, o)
+	forged := "/dev/x\n  lag:      0 entries\x1b[2J\x1b]0;owned\x07\r\u202eevil"
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	rep := control.Report{Journal: o.Journal, Log: forged, Error: "boom\ntask fake\n", Head: 3, Time: time.Now()}
+	if _, err := c.s.Call(ctx, control.Marshal(control.Request{Op: control.OpReport, Report: &rep})); err != nil {
+		t.Fatal(err)
+	}
+	r := logship(t, "status", "--to", p.addr, "--insecure")
+	if r.code != 0 {
+		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e", "\ntask fake", "\n  lag:      0 entries"} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("status output holds %q:\n%s", bad, r.stdout)
+		}
+	}
+	for _, want := range []string{`\x1b[2J`, `\n  lag:`, `"boom\ntask fake\n"`, `\u202e`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status output lacks the escaped %q:\n%s", want, r.stdout)
+		}
+	}
+	if n := strings.Count(r.stdout, "\n  lag:"); n != 1 {
+		t.Errorf("%d lag lines, want 1:\n%s", n, r.stdout)
+	}
+	c.s.Close()
+	p.stop(t, syscall.SIGTERM)
+}
