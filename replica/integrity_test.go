@@ -315,3 +315,20 @@ func TestParseGrants(t *testing.T) {
 		t.Error("nil grants refuse")
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct {
+		dirs     []string
+		in, want string
+	}{
+		{[]string{"/srv/logship"}, "replica: opening /srv/logship/t/image: EIO", "replica: opening DIR/t/image: EIO"},
+		{[]string{"/srv/logship"}, "directory /srv/logship in use", "directory DIR in use"},
+		{[]string{"/home/u/data", "data"}, "open data/t/state and /home/u/data/t/state; metadata/x", "open DIR/t/state and DIR/t/state; metadata/x"},
+		{[]string{"data"}, "no data here", "no data here"},
+	} {
+		srv := &Server{dirs: tc.dirs}
+		if got := srv.redact(tc.in); got != tc.want {
+			t.Errorf("redact(%q) with %q = %q, want %q", tc.in, tc.dirs, got, tc.want)
+		}
+	}
+}

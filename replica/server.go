@@ -135,7 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if abs, err := filepath.Abs(cfg.Dir); err == nil && abs != filepath.Clean(cfg.Dir) {
 		srv.dirs = append(srv.dirs, abs)
 	}
-	srv.dirs = append(srv.dirs, filepath.Clean(cfg.Dir))
+	if d := filepath.Clean(cfg.Dir); d != "." && d != "/" {
+		srv.dirs = append(srv.dirs, d)
+	}
 	if err := srv.recoverAll(ctx); err != nil {
 		lock.Close()
 		return nil, err
@@ -244,12 +246,37 @@ func (srv *Server) noteCorrupt(name string, err error) {
 }
 
 // redact replaces the server's directory in a message for a client with
-// "DIR": clients are not told the server's paths.
+// "DIR": clients are not told the server's paths. The paths in errors
+// are the directory joined with names inside it; the absolute directory
+// alone is replaced too.
 func (srv *Server) redact(msg string) string {
 	for _, d := range srv.dirs {
-		msg = strings.ReplaceAll(msg, d, "DIR")
+		msg = replacePath(msg, d+string(filepath.Separator), "DIR"+string(filepath.Separator))
+		if filepath.IsAbs(d) {
+			msg = replacePath(msg, d, "DIR")
+		}
 	}
 	return msg
+}
+
+// replacePath replaces old with new in s where old starts a path: at the
+// start of s or after a character that cannot be part of one.
+func replacePath(s, old, new string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		if i == 0 || strings.ContainsRune(" \t\"'`(=:,;[{<", rune(s[i-1])) {
+			b.WriteString(s[:i])
+			b.WriteString(new)
+		} else {
+			b.WriteString(s[:i+len(old)])
+		}
+		s = s[i+len(old):]
+	}
 }
 
 // session returns the server's record of ps, making it if needed.
