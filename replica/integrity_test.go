@@ -160,10 +160,11 @@ func resumeAll(t *testing.T, ts *testServer, s *parallel.Session, j *testJournal
 	sameBytes(t, "image after the resend", readImage(t, ts.cfg.Dir, "t"), j.replayTo(t, -1))
 }
 
-// TestReportOnlyFromHolder: only the session whose open of the task
-// succeeded may report for it; a session whose open got TASK_BUSY, or
-// that did not open, is refused (FORBIDDEN) and status keeps the holder's
-// report.
+// TestReportOnlyFromHolder: only the session holding the task may report
+// for it; a session whose open got TASK_BUSY, or that never opened while
+// another held the task, is refused (FORBIDDEN) and status keeps the
+// holder's report. Once the holder has gone, a new session holds the task
+// and may report (ship's follower does, before it can open).
 func TestReportOnlyFromHolder(t *testing.T) {
 	ts := startServer(t, Config{})
 	ctx := t.Context()
@@ -192,6 +193,17 @@ func TestReportOnlyFromHolder(t *testing.T) {
 	}
 	if st := statusOf(t, ts, "vol"); st.Source == nil || st.Source.Log != "/dev/holder" {
 		t.Fatalf("status shows report %+v, want the holder's", st.Source)
+	}
+	a.Close()
+	b.Close()
+	c.Close()
+	ts.waitIdle(t)
+	d := ts.dial(t, "vol", 1)
+	if err := report(d, "/dev/next"); err != nil {
+		t.Fatalf("report of the next holder: %v", err)
+	}
+	if st := statusOf(t, ts, "vol"); st.Source == nil || st.Source.Log != "/dev/next" {
+		t.Fatalf("status shows report %+v, want the next holder's", st.Source)
 	}
 }
 

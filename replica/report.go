@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"sync"
@@ -42,7 +43,7 @@ const maxReportAge = 24 * time.Hour
 
 // handleReport answers the report call of a session: it keeps the
 // report for the session's task.
-func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte, error) {
+func (srv *Server) handleReport(ctx context.Context, ps *parallel.Session, r *control.Report) ([]byte, error) {
 	name := ps.Task()
 	switch {
 	case name == "":
@@ -55,8 +56,8 @@ func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte
 	if err := CheckTask(name); err != nil {
 		return nil, remote(err)
 	}
-	if !srv.holds(ps, name) {
-		return nil, remote(fmt.Errorf("%w: a report for task %s from a session that does not hold it (only the session whose open of the task succeeded may report for it)", ErrForbidden, name))
+	if !srv.holds(ctx, ps, name) {
+		return nil, remote(fmt.Errorf("%w: a report for task %s from a session that does not hold it (another session does, or this one gave it up)", ErrForbidden, name))
 	}
 	b := &srv.book
 	b.mu.Lock()
@@ -68,24 +69,20 @@ func (srv *Server) handleReport(ps *parallel.Session, r *control.Report) ([]byte
 	return []byte("{}"), nil
 }
 
-// holds reports whether session ps holds task name: it claimed the task
-// and its open (not at a mark) succeeded. A session that waits for its
-// accept waits here too.
-func (srv *Server) holds(ps *parallel.Session, name string) bool {
-	srv.mu.Lock()
-	ss := srv.sessions[ps]
-	srv.mu.Unlock()
-	if ss == nil {
-		return false // not accepted yet: it has not opened anything
-	}
+// holds reports whether session ps holds task name: the task was its
+// claim (it named the task while no other session held it) and it has
+// not given it up (a live open at a mark does). A session that got
+// TASK_BUSY never holds the task. A session that holds the task may open
+// it, so holding it without an open gives no more power; ship's follower
+// uses that to report a log that filled before it could open the task.
+func (srv *Server) holds(ctx context.Context, ps *parallel.Session, name string) bool {
+	ss := srv.session(ps)
 	select {
-	case <-ss.accepted:
-	default:
-		return false
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.t == nil || ss.opened.At != "" {
+	case <-ss.accepted: // serveSession has claimed the task, or failed to
+	case <-ctx.Done():
+		srv.mu.Lock()
+		delete(srv.sessions, ps) // as openedTask does
+		srv.mu.Unlock()
 		return false
 	}
 	srv.mu.Lock()

@@ -474,7 +474,7 @@ func (srv *Server) handle(ctx context.Context, ps *parallel.Session, req []byte)
 	case control.OpDigests, control.OpRead:
 		return srv.handleBlocks(ctx, ps, r) // blocks.go
 	case control.OpReport:
-		return srv.handleReport(ps, r.Report) // report.go
+		return srv.handleReport(ctx, ps, r.Report) // report.go
 	}
 	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
 }
