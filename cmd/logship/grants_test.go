@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/journal"
 )
 
 // TestServeGrants: a real `logship serve --grants` refuses a task the
@@ -107,4 +108,85 @@ func TestStatusEscapes(t *testing.T) {
 	}
 	c.s.Close()
 	p.stop(t, syscall.SIGTERM)
+}
+
+// TestServeCorruptStaging is the operator's path of docs/production.md
+// section 6 through the real binaries: a ship's windows are durable in a
+// staging log when serve is killed; a flipped byte in an early window
+// (later batches acked after it) keeps the task closed: status prints
+// CORRUPT naming the log, a new ship fails with CORRUPT; serve
+// --truncate-staging moves the log aside, and the next serve and ship
+// bring the image to the whole journal.
+func TestServeCorruptStaging(t *testing.T) {
+	dir := t.TempDir()
+	srv := filepath.Join(dir, "srv")
+	j, _, img := shipJournal(t, dir, 24)
+	flags := []string{"--checkpoint-every", "1h", "--staging-rotate", "1GiB"}
+	ship := func(addr string) result {
+		return logship(t, "ship", j, "--to", addr, "--task", "vol", "--insecure", "--size", "32MiB", "--progress", "never",
+			"--window-entries", "50", "--bwlimit", "8MiB", "--retry-for", "5s")
+	}
+	p := startServe(t, srv, flags...)
+	if r := ship(p.addr); r.code != 0 {
+		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
+	}
+	p.stop(t, syscall.SIGKILL) // nothing checkpointed: the windows are in the staging log only
+
+	stg := filepath.Join(srv, "vol", "staging-000001.log")
+	b, err := os.ReadFile(stg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := journal.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	windows, flip := 0, int64(-1)
+	for e, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.IsMark() && strings.HasPrefix(e.Label, "logship-window ") {
+			windows++
+		}
+		if windows == 3 && flip < 0 && e.PayloadLen() > 0 {
+			flip = e.PayloadOffset() + e.PayloadLen()/2
+		}
+	}
+	if windows < 20 || flip < 0 {
+		t.Fatalf("%d windows in the staging log, want many", windows)
+	}
+	b[flip] ^= 0x10
+	if err := os.WriteFile(stg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	p = startServe(t, srv, flags...)
+	st := logship(t, "status", "--to", p.addr, "--insecure")
+	if st.code != 0 || !strings.Contains(st.stdout, "CORRUPT:") || !strings.Contains(st.stdout, "staging-000001.log") || strings.Contains(st.stdout, srv) {
+		t.Fatalf("status of the damaged task: exit %d\n%s", st.code, st.stdout)
+	}
+	if r := ship(p.addr); r.code == 0 || !strings.Contains(r.stderr, "corrupt task state") || strings.Contains(r.stderr, srv) {
+		t.Fatalf("ship to the damaged task: exit %d, %q; want CORRUPT", r.code, r.stderr)
+	}
+	if r := logship(t, "serve", "--dir", srv, "--truncate-staging", "vol"); r.code != 3 || !strings.Contains(r.stderr, "in use") {
+		t.Fatalf("--truncate-staging while serve runs: exit %d, %q", r.code, r.stderr)
+	}
+	p.stop(t, syscall.SIGTERM)
+
+	tr := logship(t, "serve", "--dir", srv, "--truncate-staging", "vol")
+	if tr.code != 0 || !strings.Contains(tr.stdout, "damaged-staging-000001.log") || !strings.Contains(tr.stdout, "at window 3,") {
+		t.Fatalf("--truncate-staging: exit %d\n%s%s", tr.code, tr.stdout, tr.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(srv, "vol", "damaged-staging-000001.log")); err != nil {
+		t.Fatal(err)
+	}
+	if again := logship(t, "serve", "--dir", srv, "--truncate-staging", "vol"); again.code != 0 || !strings.Contains(again.stdout, "nothing changed") {
+		t.Fatalf("--truncate-staging again: exit %d\n%s%s", again.code, again.stdout, again.stderr)
+	}
+	p = startServe(t, srv, flags...)
+	if r := ship(p.addr); r.code != 0 {
+		t.Fatalf("ship after the truncation: exit %d\n%s", r.code, r.stderr)
+	}
+	imageAfterStop(t, p, "vol", img)
 }
