@@ -31,6 +31,16 @@
 // replays the staging log from the checkpoint onto the image, up to the
 // last intact window, before anything else happens.
 //
+// Damage in a staging log that a later window mark shows was durable is
+// corruption, not a torn tail (scan.go): the task stays closed
+// (*StagingError, CORRUPT) until an operator runs TruncateStaging.
+//
+// Grants (grants.go) say which tasks each client identity may use; the
+// server checks them at the handshake (Server.Authorize, given to the
+// transport) and in every call, lists only granted tasks in status, and
+// takes reports only from the session holding the task. Error replies
+// name no path of the server (its directory reads DIR).
+//
 // Memory is bounded by the transport's credit: a window's memory is
 // released only after it has been applied to the image.
 //
