@@ -161,7 +161,10 @@ func TestServeCorruptStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p = startServe(t, srv, flags...)
+	p = startServe(t, srv, append(flags, "--metrics", "127.0.0.1:0")...)
+	if m := scrape(t, metricsAddr(t, "serve", p.log)); m[`logship_task_corrupt{task="vol"}`] != 1 {
+		t.Errorf("logship_task_corrupt of the damaged task: %v, want 1", m[`logship_task_corrupt{task="vol"}`])
+	}
 	st := logship(t, "status", "--to", p.addr, "--insecure")
 	if st.code != 0 || !strings.Contains(st.stdout, "CORRUPT:") || !strings.Contains(st.stdout, "staging-000001.log") || strings.Contains(st.stdout, srv) {
 		t.Fatalf("status of the damaged task: exit %d\n%s", st.code, st.stdout)
