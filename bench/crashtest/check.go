@@ -19,6 +19,7 @@ type State struct {
 	Image  string // the check image file that holds the state
 	Device string // a loop device over Image, or "" when there is none
 	Target string // what {} stands for in a Command: Device or Image
+	Dir    string // an empty directory of this job's, e.g. for a mount point
 }
 
 // Checker checks a crash state. It returns what it printed, and a non-nil

@@ -7,9 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/logship/logship/barrier"
@@ -94,6 +93,23 @@ type Options struct {
 	Refresh  Refresh
 	// Parallel is the replay's concurrent writes inside a window.
 	Parallel int
+	// Jobs is the number of checks run at the same time (OnePass only;
+	// 0 means 1). Each job has its own copy of its state, a sparse image
+	// of Size bytes (and a loop device over it), so the scratch space is
+	// at most Jobs+1 images; the replay runs ahead while they check, and
+	// Report still gets the results in order.
+	Jobs int
+	// Dedupe skips the check of a point whose state is byte for byte the
+	// state of the point before it (nothing written, discarded or changed
+	// since, or only bytes rewritten with what they held): the point takes
+	// that point's verdict, and Result.SameAs names it. Explored states
+	// and points with manifest lines are always checked. It assumes the
+	// check depends on the state only (not on LOGSHIP_ENTRY, say).
+	// OnePass only.
+	Dedupe bool
+	// Shard checks only this shard's share of the states (OnePass only);
+	// the zero value checks all. See Shard.
+	Shard Shard
 	// Progress, when set, gets a progress line every few seconds.
 	Progress io.Writer
 	// Report, when set, is called with the result of every state, in order.
@@ -146,6 +162,9 @@ type Result struct {
 	// Prepare is the time spent materializing the state, Check the time of
 	// the check and the manifest.
 	Prepare, Check time.Duration
+	// SameAs is, for a point Dedupe did not check, the Seq of the earlier
+	// point whose state it is and whose verdict it took; 0 otherwise.
+	SameAs int
 }
 
 // Summary counts what Crashtest did.
@@ -154,6 +173,7 @@ type Summary struct {
 	Points    int   // crash points checked
 	Explored  int   // explored states checked
 	Manifests int   // points whose manifest was compared
+	Deduped   int   // points that took an earlier point's verdict (Dedupe)
 	Failed    int   // states that failed
 	First     *Result
 	// Total is the wall time; Prepare and Check the sums over the states
@@ -162,6 +182,12 @@ type Summary struct {
 	Copied                int64 // bytes copied into the check image
 	Compared              int64 // bytes compared to find what checks wrote
 	Size                  int64 // bytes in each image
+	// RunPoints and RunStates count the points and states of the whole
+	// run, every shard's (RunStates only once the run went to the end);
+	// Complete says it did (no stop at a failure, no error).
+	RunPoints, RunStates int
+	Complete             bool
+	Jobs                 int // checks run at the same time
 }
 
 // ErrFailed: a state failed its check. The error is a *PointError.
@@ -198,6 +224,8 @@ func Crashtest(ctx context.Context, path string, o Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	ctx, c.cancel = context.WithCancel(ctx)
+	defer c.cancel()
 	start := time.Now()
 	c.lastProgress = start
 	err = c.setup()
@@ -208,6 +236,7 @@ func Crashtest(ctx context.Context, path string, o Options) (Summary, error) {
 			err = c.onePass(ctx)
 		}
 	}
+	err = c.finish(err)
 	if cerr := c.cleanup(); err == nil {
 		err = cerr
 	}
@@ -226,6 +255,24 @@ func Crashtest(ctx context.Context, path string, o Options) (Summary, error) {
 	return c.sum, pe
 }
 
+// finish waits for the checks still running and returns the run's error:
+// a failing state that stopped it, else a check that could not run, else
+// err (the replay's).
+func (c *crash) finish(err error) error {
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.stop != nil:
+		return c.stop
+	case c.fatal != nil:
+		return c.fatal
+	case err == nil:
+		c.sum.Complete = true
+	}
+	return err
+}
+
 // crash is one run of Crashtest.
 type crash struct {
 	o     Options
@@ -241,23 +288,34 @@ type crash struct {
 	faultClose int64 // the barrier that closes it, or -1
 
 	dir       string
-	a, b      *image
+	a         *image
 	adev      *devio.Device // A, written by the replay
-	bdev      *devio.Device // B, written by FromZero's replay
 	trk       *tracked
-	loop      *devio.Loop
-	loopf     *os.File // the loop device, for BLKFLSBUF
-	mnt       string
-	mounted   bool
-	bDirty    spanSet // ranges the bench changed in B since it was level
-	bTouched  bool    // a check wrote to B since it was level
-	buf, buf2 []byte
+	slots     []*slot
+	free      chan *slot // slots whose check is done
+	buf, buf2 []byte     // the replay goroutine's
 
 	xr   *journal.Reader // reads the windows after points (Explore)
 	xwin []journal.Entry // the last window it read
 	rng  *rand.Rand
 
-	seq          int
+	// The replay goroutine's bookkeeping of the run's states.
+	seq    int // the last point's Seq
+	rep    int // the point whose state Dedupe compares with (0: none)
+	repOwn bool
+	unit   int // states that need a check so far, every shard's
+	same   int // points Dedupe found the same as the one before, every shard's
+	order  int // states of this shard dispatched so far
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the check goroutines
+
+	mu           sync.Mutex // guards the fields below
+	done         map[int]Result
+	next         int    // the order of the next result to report
+	lastRep      Result // the last point reported that others may be the same as
+	stop         error  // a *PointError: the run stops
+	fatal        error  // a check that could not run, a slot that failed
 	sum          Summary
 	lastProgress time.Time
 }
@@ -275,12 +333,23 @@ func newCrash(path string, o Options) (*crash, error) {
 	if o.Fault != nil && o.Strategy != OnePass {
 		return nil, fmt.Errorf("%w: faults apply to the one-pass replay only", ErrBadOptions)
 	}
+	if err := o.Shard.valid(); err != nil {
+		return nil, err
+	}
+	if o.Strategy != OnePass {
+		if !o.Shard.IsZero() {
+			return nil, fmt.Errorf("%w: shards apply to the one-pass replay only", ErrBadOptions)
+		}
+		o.Jobs, o.Dedupe = 1, false
+	}
+	o.Jobs = max(o.Jobs, 1)
 	jf, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	c := &crash{o: o, path: path, jf: jf, from: -1, faultPrev: -1, faultClose: -1,
-		rng: rand.New(rand.NewPCG(o.Seed, 0x6c6f6773686970))}
+		rng: rand.New(rand.NewPCG(o.Seed, 0x6c6f6773686970)), done: map[int]Result{}}
+	c.sum.Jobs = o.Jobs
 	if err := c.scan(); err != nil {
 		jf.Close()
 		return nil, err
@@ -353,6 +422,7 @@ func (c *crash) scan() error {
 		if c.isPoint(e) {
 			c.nPoints++
 		}
+		c.sum.RunPoints = c.nPoints
 		if f != nil && e.Index == f.Entry {
 			faultEntry = e
 			c.faultPrev = lastBarrier
@@ -417,7 +487,7 @@ func fileSize(path string) (int64, error) {
 	return n, nil
 }
 
-// setup creates the scratch images and the loop device.
+// setup creates the scratch images and the slots.
 func (c *crash) setup() error {
 	var err error
 	if c.dir, err = os.MkdirTemp(c.o.WorkDir, "logship-crashtest-"); err != nil {
@@ -428,35 +498,30 @@ func (c *crash) setup() error {
 	if c.a, err = createImage(filepath.Join(c.dir, "replay.img"), c.sum.Size); err != nil {
 		return err
 	}
-	if c.b, err = createImage(filepath.Join(c.dir, "check.img"), c.sum.Size); err != nil {
-		return err
+	c.free = make(chan *slot, c.o.Jobs)
+	for i := range c.o.Jobs {
+		s, err := c.newSlot(i)
+		if s != nil {
+			c.slots = append(c.slots, s)
+		}
+		if err != nil {
+			return err
+		}
+		c.free <- s
 	}
 	if c.o.Base != "" {
-		if err := copyBase(c.o.Base, c.buf, c.a, c.b); err != nil {
+		dst := []*image{c.a}
+		for _, s := range c.slots {
+			dst = append(dst, s.b)
+		}
+		if err := copyBase(c.o.Base, c.buf, dst...); err != nil {
 			return err
 		}
 	}
 	if c.adev, err = devio.Open(c.a.path, devio.Options{Write: true}); err != nil {
 		return err
 	}
-	if c.bdev, err = devio.Open(c.b.path, devio.Options{Write: true}); err != nil {
-		return err
-	}
-	c.trk = &tracked{dev: c.adev}
-	if c.o.Device == DeviceLoop || len(c.o.Manifest) > 0 {
-		if c.loop, err = devio.AttachLoop(c.b.path, devio.LoopOptions{BlockSize: min(int(c.super.SectorSize), 4096)}); err != nil {
-			return err
-		}
-		if c.loopf, err = os.Open(c.loop.Path()); err != nil {
-			return err
-		}
-	}
-	if len(c.o.Manifest) > 0 {
-		c.mnt = filepath.Join(c.dir, "mnt")
-		if err := os.Mkdir(c.mnt, 0o700); err != nil {
-			return err
-		}
-	}
+	c.trk = &tracked{dev: c.adev, a: c.a, compare: c.o.Dedupe}
 	if c.o.Explore > 0 {
 		if c.xr, err = journal.NewReader(c.jf, c.jsize); err != nil {
 			return c.wrap(err)
@@ -468,37 +533,26 @@ func (c *crash) setup() error {
 // cleanup undoes setup, as far as it got.
 func (c *crash) cleanup() error {
 	var errs []error
-	if c.mounted {
-		if err := unmount(c.mnt); err != nil {
-			errs = append(errs, err)
-		} else {
-			c.mounted = false
-		}
+	busy := false
+	for _, s := range c.slots {
+		errs = append(errs, s.close())
+		busy = busy || s.mounted
 	}
-	if c.loopf != nil {
-		c.loopf.Close()
+	if c.adev != nil {
+		c.adev.Close()
 	}
-	if c.loop != nil {
-		errs = append(errs, c.loop.Detach())
-	}
-	for _, d := range []*devio.Device{c.adev, c.bdev} {
-		if d != nil {
-			d.Close()
-		}
-	}
-	for _, im := range []*image{c.a, c.b} {
-		if im != nil {
-			im.close()
-		}
+	if c.a != nil {
+		c.a.close()
 	}
 	c.jf.Close()
-	if c.dir != "" && !c.mounted {
+	if c.dir != "" && !busy {
 		errs = append(errs, os.RemoveAll(c.dir))
 	}
 	return errors.Join(errs...)
 }
 
-// onePass replays the journal once into A and checks each point on B.
+// onePass replays the journal once into A and checks each point on a
+// slot's copy.
 func (c *crash) onePass(ctx context.Context) error {
 	r, err := journal.NewReader(c.jf, c.jsize)
 	if err != nil {
@@ -516,7 +570,7 @@ func (c *crash) onePass(ctx context.Context) error {
 			c.trk.setFault(false, span{})
 		}
 		if c.isPoint(e) {
-			if err := c.checkPoint(ctx, e); err != nil {
+			if err := c.point(ctx, e); err != nil {
 				return err
 			}
 		}
@@ -533,8 +587,13 @@ func (c *crash) onePass(ctx context.Context) error {
 	}
 	p := replay.New(r, c.trk, replay.Options{Parallel: c.o.Parallel})
 	_, err = p.Run(ctx, journal.Stop{}, cut, at)
+	if err == nil {
+		c.mu.Lock()
+		c.sum.RunStates = c.unit + c.same
+		c.mu.Unlock()
+	}
 	var pe *PointError
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	return c.wrap(err)
@@ -573,7 +632,8 @@ func (c *crash) applyDelayed(ctx context.Context) error {
 	return c.applyEntries(ctx, []journal.Entry{e}, []int{0}, c.trk.WriteAt, c.trk.Discard, nil)
 }
 
-// fromZero is the baseline: for every point, replay from entry 0.
+// fromZero is the baseline: for every point, replay from entry 0 into the
+// one slot's image, and check there.
 func (c *crash) fromZero(ctx context.Context) error {
 	r, err := journal.NewReader(c.jf, c.jsize)
 	if err != nil {
@@ -582,240 +642,20 @@ func (c *crash) fromZero(ctx context.Context) error {
 	for {
 		e, err := r.NextHeader()
 		if err == io.EOF {
+			c.mu.Lock()
+			c.sum.RunStates = c.unit
+			c.mu.Unlock()
 			return nil
 		}
 		if err != nil {
 			return c.wrap(err)
 		}
 		if c.isPoint(e) {
-			if err := c.checkPoint(ctx, e); err != nil {
+			if err := c.point(ctx, e); err != nil {
 				return err
 			}
 		}
 	}
-}
-
-// materialize puts the state after e into B.
-func (c *crash) materialize(ctx context.Context, e journal.Entry) error {
-	if c.o.Strategy == FromZero {
-		if err := c.b.reset(); err != nil {
-			return err
-		}
-		if c.o.Base != "" {
-			if err := copyBase(c.o.Base, c.buf, c.b); err != nil {
-				return err
-			}
-		}
-		r, err := journal.NewReader(c.jf, c.jsize)
-		if err != nil {
-			return c.wrap(err)
-		}
-		st, err := replay.New(r, c.bdev, replay.Options{Parallel: c.o.Parallel}).Run(ctx, journal.Stop{Limit: e.Index + 1}, nil, nil)
-		c.sum.Copied += st.Written
-		if err != nil {
-			return c.wrap(err)
-		}
-		c.bDirty, c.bTouched = nil, false
-		return c.ready()
-	}
-	var todo spanSet
-	switch {
-	case c.o.Refresh == RefreshFull:
-		c.trk.take()
-		todo.add(0, c.b.size)
-	case c.bTouched:
-		// A check wrote to B, where is unknown: compare. Copying all of A
-		// instead costs about as much here, but leaves B with every page
-		// dirty, and the next check's fsync through the loop device
-		// (e2fsck, mount) then writes them all back.
-		c.trk.take()
-		d, n, err := diff(c.a, c.b, c.buf, c.buf2)
-		c.sum.Compared += n
-		if err != nil {
-			return err
-		}
-		todo = d
-	default:
-		todo = append(c.trk.take(), c.bDirty...)
-	}
-	for _, s := range todo.merged() {
-		n, err := level(c.b, c.a, s.off, s.end, c.buf)
-		c.sum.Copied += n
-		if err != nil {
-			return err
-		}
-	}
-	c.bDirty, c.bTouched = nil, false
-	return c.ready()
-}
-
-// ready prepares B for a check: the mtime sentinel set and the loop
-// device's cache dropped, so the check reads what B holds.
-func (c *crash) ready() error {
-	if err := c.b.markClean(); err != nil {
-		return err
-	}
-	return c.flushLoop()
-}
-
-// settle runs after a check or a mount: the loop device's dirty cache is
-// written to B, and B's mtime says whether anything was written.
-func (c *crash) settle() error {
-	if err := c.flushLoop(); err != nil {
-		return err
-	}
-	t, err := c.b.touched()
-	if err != nil {
-		return err
-	}
-	c.bTouched = c.bTouched || t
-	return nil
-}
-
-func (c *crash) flushLoop() error {
-	if c.loopf == nil {
-		return nil
-	}
-	if err := flushBuffers(c.loopf); err != nil {
-		return fmt.Errorf("BLKFLSBUF %s: %w", c.loop.Path(), err)
-	}
-	return nil
-}
-
-func (c *crash) state(p Point) *State {
-	s := &State{Point: p, Image: c.b.path, Target: c.b.path}
-	if c.loop != nil {
-		s.Device = c.loop.Path()
-		if c.o.Device == DeviceLoop {
-			s.Target = s.Device
-		}
-	}
-	return s
-}
-
-// checkPoint checks the state after e, then its explored states.
-func (c *crash) checkPoint(ctx context.Context, e journal.Entry) error {
-	c.seq++
-	p := Point{Seq: c.seq, Entry: e}
-	res := Result{Point: p}
-	t0 := time.Now()
-	if err := c.materialize(ctx, e); err != nil {
-		return err
-	}
-	res.Prepare = time.Since(t0)
-	t1 := time.Now()
-	var out strings.Builder
-	if c.o.Check != nil {
-		b, err := c.o.Check.Check(ctx, c.state(p))
-		out.Write(b)
-		failed, fatal := classify(ctx, err)
-		if fatal != nil {
-			return fatal
-		}
-		res.Err = failed
-		if err := c.settle(); err != nil {
-			return err
-		}
-	}
-	if files := c.o.Manifest[e.Label]; e.IsMark() && len(files) > 0 && res.Err == nil {
-		if c.bTouched {
-			t := time.Now()
-			if err := c.materialize(ctx, e); err != nil {
-				return err
-			}
-			res.Prepare += time.Since(t)
-		}
-		problems, err := c.checkManifest(ctx, files)
-		if err != nil {
-			return err
-		}
-		c.sum.Manifests++
-		res.Files = len(files)
-		if len(problems) > 0 {
-			res.Err = fmt.Errorf("manifest of mark %q: %s", e.Label, problems[0])
-			if len(problems) > 1 {
-				res.Err = fmt.Errorf("%w (and %d more problems)", res.Err, len(problems)-1)
-			}
-			if out.Len() > 0 && !strings.HasSuffix(out.String(), "\n") {
-				out.WriteByte('\n')
-			}
-			out.WriteString(strings.Join(problems, "\n") + "\n")
-		}
-	}
-	res.Check = time.Since(t1)
-	res.Output = out.String()
-	if err := c.report(res); err != nil {
-		return err
-	}
-	if c.o.Explore > 0 {
-		return c.explore(ctx, p)
-	}
-	return nil
-}
-
-// classify sorts a Checker's error: a failing state (returned as failed),
-// or a check that could not run or was interrupted (returned as fatal).
-func classify(ctx context.Context, err error) (failed, fatal error) {
-	switch {
-	case err == nil:
-		return nil, nil
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, errNotRun):
-		return nil, err
-	}
-	return err, nil
-}
-
-// explore checks the explored states of the window after p.
-func (c *crash) explore(ctx context.Context, p Point) error {
-	win, err := c.windowAfter(p.Entry)
-	if err != nil {
-		return err
-	}
-	subsets := crashSubsets(win, c.o.Explore, c.rng)
-	writes := 0
-	for _, e := range win {
-		if e.Len() > 0 && !e.IsMark() {
-			writes++
-		}
-	}
-	for k, keep := range subsets {
-		q := p
-		q.Explore = k + 1
-		q.First, q.Last, q.Writes = win[0].Index, win[len(win)-1].Index, writes
-		for _, i := range keep {
-			q.Keep = append(q.Keep, win[i].Index)
-		}
-		res := Result{Point: q}
-		t0 := time.Now()
-		if err := c.materialize(ctx, p.Entry); err != nil {
-			return err
-		}
-		err := c.applyEntries(ctx, win, keep, c.b.f.WriteAt, func(off, n int64) error { return c.b.punch(off, n) }, &c.bDirty)
-		if err != nil {
-			return err
-		}
-		if err := c.ready(); err != nil {
-			return err
-		}
-		res.Prepare = time.Since(t0)
-		t1 := time.Now()
-		out, err := c.o.Check.Check(ctx, c.state(q))
-		failed, fatal := classify(ctx, err)
-		if fatal != nil {
-			return fatal
-		}
-		res.Err, res.Output = failed, string(out)
-		if err := c.settle(); err != nil {
-			return err
-		}
-		res.Check = time.Since(t1)
-		if err := c.report(res); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // windowAfter returns the entries after e up to and including the next
@@ -881,64 +721,6 @@ func (c *crash) applyEntries(ctx context.Context, win []journal.Entry, keep []in
 				done += int64(len(b))
 			}
 		}
-	}
-	return nil
-}
-
-// checkManifest mounts B read-only through the loop device and compares
-// the files. A mount that fails is a problem of the state.
-func (c *crash) checkManifest(ctx context.Context, files []ManifestFile) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "mount", "-o", "ro", c.loop.Path(), c.mnt)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if errors.Is(err, exec.ErrNotFound) {
-			return nil, fmt.Errorf("mount (Debian package mount): %w", err)
-		}
-		if serr := c.settle(); serr != nil {
-			return nil, serr
-		}
-		return []string{fmt.Sprintf("mount -o ro %s: %v: %s", c.loop.Path(), err, strings.TrimSpace(string(out)))}, nil
-	}
-	c.mounted = true
-	problems, err := checkFiles(c.mnt, files, c.o.ManifestExact)
-	if uerr := unmount(c.mnt); uerr != nil {
-		return nil, uerr
-	}
-	c.mounted = false
-	if err != nil {
-		return nil, err
-	}
-	return problems, c.settle()
-}
-
-// report records a result and stops the run at a failure unless KeepGoing.
-func (c *crash) report(res Result) error {
-	if res.Explore == 0 {
-		c.sum.Points++
-	} else {
-		c.sum.Explored++
-	}
-	c.sum.Prepare += res.Prepare
-	c.sum.Check += res.Check
-	if res.Err != nil {
-		c.sum.Failed++
-		if c.sum.First == nil {
-			r := res
-			c.sum.First = &r
-		}
-	}
-	if c.o.Report != nil {
-		c.o.Report(res)
-	}
-	if c.o.Progress != nil && time.Since(c.lastProgress) >= 2*time.Second {
-		c.lastProgress = time.Now()
-		fmt.Fprintf(c.o.Progress, "crashtest: point %d of %d (entry %d of %d), %d explored states, %d failed\n",
-			c.sum.Points, c.nPoints, res.Entry.Index, c.sum.Entries, c.sum.Explored, c.sum.Failed)
-	}
-	if res.Err != nil && !c.o.KeepGoing {
-		return &PointError{Result: res, Failed: c.sum.Failed}
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 package crashtest
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/logship/logship/devio"
+	"github.com/logship/logship/digest"
 )
 
 // FaultKind says how a Fault corrupts the replay.
@@ -66,9 +69,15 @@ func (f *Fault) String() string {
 }
 
 // tracked is the replay's target: image A's device, recording the ranges
-// the replay writes and discards, and applying a Fault.
+// the replay writes and discards, and applying a Fault. With compare set it
+// also finds out whether any byte of A changed since the last point: until
+// one did, each write is compared with what A holds where it goes, and each
+// discard with zeros (what a discarded range reads as).
 type tracked struct {
-	dev *devio.Device
+	dev     *devio.Device
+	a       *image
+	compare bool
+	changed atomic.Bool // a byte of A changed since takeChanged
 
 	mu    sync.Mutex // guards the fields below; WriteAt runs concurrently
 	dirty spanSet    // ranges changed since take
@@ -98,10 +107,63 @@ func (t *tracked) WriteAt(p []byte, off int64) (int, error) {
 		}
 		return len(p), nil
 	}
+	if t.compare && !t.changed.Load() {
+		same, err := t.holds(p, off)
+		if err != nil {
+			return 0, err
+		}
+		if !same {
+			t.changed.Store(true)
+		}
+	}
 	n, err := t.dev.WriteAt(p, off)
 	t.record(off, off+int64(n))
 	return n, err
 }
+
+// holds reports whether A holds p at off.
+func (t *tracked) holds(p []byte, off int64) (bool, error) {
+	buf := make([]byte, min(len(p), 1<<20))
+	for len(p) > 0 {
+		b := buf[:min(len(buf), len(p))]
+		if err := readFull(t.a, b, off); err != nil {
+			return false, err
+		}
+		if !bytes.Equal(b, p[:len(b)]) {
+			return false, nil
+		}
+		p, off = p[len(b):], off+int64(len(b))
+	}
+	return true, nil
+}
+
+// zeros reports whether A holds only zeros in [off, end).
+func (t *tracked) zeros(off, end int64) (bool, error) {
+	data, err := t.a.dataSpans(off, end)
+	if err != nil {
+		return false, err
+	}
+	var buf []byte
+	for _, d := range data {
+		for pos := d.off; pos < d.end; {
+			if buf == nil {
+				buf = make([]byte, 1<<20)
+			}
+			b := buf[:min(int64(len(buf)), d.end-pos)]
+			if err := readFull(t.a, b, pos); err != nil {
+				return false, err
+			}
+			if !digest.IsZero(b) {
+				return false, nil
+			}
+			pos += int64(len(b))
+		}
+	}
+	return true, nil
+}
+
+// takeChanged reports whether a byte of A changed since the last call.
+func (t *tracked) takeChanged() bool { return t.changed.Swap(false) }
 
 func (t *tracked) Discard(off, n int64) error {
 	t.mu.Lock()
@@ -121,6 +183,15 @@ func (t *tracked) Discard(off, n int64) error {
 			return t.Discard(hold.end, end-hold.end)
 		}
 		return nil
+	}
+	if t.compare && !t.changed.Load() {
+		same, err := t.zeros(off, end)
+		if err != nil {
+			return err
+		}
+		if !same {
+			t.changed.Store(true)
+		}
 	}
 	err := t.dev.Discard(off, n)
 	t.record(off, end)
