@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/logship/logship/bench/crashtest"
@@ -98,10 +99,22 @@ func firstDiff(a, b []byte) int {
 // loop device when there is one (so a stale cache would show), then
 // scribbles over it through the same path, as a check that writes would:
 // none of that may leak into the next state.
+//
+// It may run in several jobs at once; states lists what it saw in the order
+// it saw it.
 func exactChecker(s *synth, seed uint64, states *[]crashtest.Point) crashtest.Checker {
 	rng := rand.New(rand.NewPCG(seed, 1))
+	var mu sync.Mutex
 	return crashtest.CheckFunc(func(ctx context.Context, st *crashtest.State) ([]byte, error) {
+		mu.Lock()
 		*states = append(*states, st.Point)
+		scribble := rng.IntN(2) == 0
+		junk := make([]byte, 1+rng.IntN(64<<10))
+		for i := range junk {
+			junk[i] = byte(rng.Uint32())
+		}
+		at := rng.Int64N(s.size() - int64(len(junk)))
+		mu.Unlock()
 		path := st.Image
 		if st.Device != "" {
 			path = st.Device
@@ -122,18 +135,18 @@ func exactChecker(s *synth, seed uint64, states *[]crashtest.Point) crashtest.Ch
 		if !digest.IsZero(got[len(want):]) {
 			return nil, fmt.Errorf("%s: bytes past the journal's device are not zero", st.Point)
 		}
-		if rng.IntN(2) == 0 {
-			junk := make([]byte, 1+rng.IntN(64<<10))
-			for i := range junk {
-				junk[i] = byte(rng.Uint32())
-			}
-			if _, err := f.WriteAt(junk, rng.Int64N(int64(len(got)-len(junk)))); err != nil {
+		if scribble {
+			if _, err := f.WriteAt(junk, at); err != nil {
 				return nil, err
 			}
 		}
 		return nil, nil
 	})
 }
+
+// size is the image size Crashtest picks for the synthetic journal: the
+// device rounded up to 1 MiB.
+func (s *synth) size() int64 { return (int64(len(s.base)) + 1<<20 - 1) &^ (1<<20 - 1) }
 
 // wantPoints lists the entries that are points, by the definition.
 func (s *synth) wantPoints(p crashtest.Points, from int64) []int64 {
@@ -165,8 +178,13 @@ func TestCrashtestExact(t *testing.T) {
 		device   crashtest.Device
 		strategy crashtest.Strategy
 		refresh  crashtest.Refresh
+		jobs     int
+		dedupe   bool
 	}
 	tests := []tc{
+		{name: "3 jobs", ss: 512, jobs: 3},
+		{name: "2 jobs, dedupe, file", ss: 4096, jobs: 2, dedupe: true, device: crashtest.DeviceFile},
+		{name: "3 jobs, from a mark, base", ss: 512, jobs: 3, points: crashtest.Points{Every: 5}, fromMark: true, base: true},
 		{name: "defaults", ss: 512},
 		{name: "4096", ss: 4096},
 		{name: "every 7 from a mark", ss: 512, points: crashtest.Points{Every: 7}, fromMark: true},
@@ -206,9 +224,12 @@ func TestCrashtestExact(t *testing.T) {
 				}
 			}
 			var seen []crashtest.Point
+			var reported []crashtest.Result
 			sum, err := crashtest.Crashtest(t.Context(), s.path, crashtest.Options{
 				Check: exactChecker(s, 1, &seen), Points: tt.points, FromMark: fromMark, Base: basePath,
 				Device: tt.device, Strategy: tt.strategy, Refresh: tt.refresh, WorkDir: t.TempDir(),
+				Jobs: tt.jobs, Dedupe: tt.dedupe,
+				Report: func(r crashtest.Result) { reported = append(reported, r) },
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -218,12 +239,29 @@ func TestCrashtestExact(t *testing.T) {
 				pts = crashtest.DefaultPoints
 			}
 			want := s.wantPoints(pts, from)
-			var got []int64
-			for _, p := range seen {
-				got = append(got, p.Entry.Index)
+			// Reported in point order, every point once; checked are those
+			// that are not the same as the point before.
+			var got, checked, wantChecked []int64
+			for i, r := range reported {
+				got = append(got, r.Entry.Index)
+				if r.Seq != i+1 {
+					t.Errorf("result %d is point %d", i, r.Seq)
+				}
+				if r.SameAs == 0 {
+					wantChecked = append(wantChecked, r.Entry.Index)
+				} else if prev := reported[i-1].Point; !bytes.Equal(s.state(r.Point), s.state(prev)) {
+					t.Errorf("%s: not checked as the same as point %d, but the states differ", r.Point, prev.Seq)
+				}
 			}
-			if !slices.Equal(got, want) {
-				t.Errorf("checked entries %v, want %v", got, want)
+			for _, p := range seen {
+				checked = append(checked, p.Entry.Index)
+			}
+			slices.Sort(checked) // jobs may start them in any order
+			if !slices.Equal(got, want) || !slices.Equal(checked, wantChecked) {
+				t.Errorf("reported entries %v, want %v; checked %v, want %v", got, want, checked, wantChecked)
+			}
+			if tt.dedupe && sum.Deduped == 0 {
+				t.Error("dedupe found no point the same as the point before")
 			}
 			if sum.Points != len(want) || sum.Failed != 0 || sum.Entries != int64(len(s.entries)) {
 				t.Errorf("summary %+v, want %d points, %d entries", sum, len(want), len(s.entries))

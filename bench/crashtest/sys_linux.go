@@ -38,3 +38,8 @@ func unmount(dir string) error {
 	}
 	return nil
 }
+
+// mountFS mounts dev at dir as fstype with the options opts.
+func mountFS(dev, dir, fstype, opts string) error {
+	return unix.Mount(dev, dir, fstype, 0, opts)
+}

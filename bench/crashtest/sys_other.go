@@ -11,3 +11,5 @@ func copyFileRange(*os.File, *int64, *os.File, *int64, int) (int, error) { retur
 func flushBuffers(*os.File) error { return errLinuxOnly }
 
 func unmount(dir string) error { return errLinuxOnly }
+
+func mountFS(dev, dir, fstype, opts string) error { return errLinuxOnly }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,29 +21,14 @@ func init() {
 	register(command{name: "crashtest", summary: "check the state at every crash point of a journal, in one pass", run: runCrashtest})
 }
 
-type pointJSON struct {
-	Type      string  `json:"type"` // "point" or "explored"
-	Point     int     `json:"point"`
-	Explore   int     `json:"explore,omitempty"`
-	Entry     int64   `json:"entry"`
-	Kind      string  `json:"kind"`
-	Mark      string  `json:"mark,omitempty"`
-	First     int64   `json:"window_first,omitempty"`
-	Last      int64   `json:"window_last,omitempty"`
-	Writes    int     `json:"window_writes,omitempty"`
-	Keep      []int64 `json:"keep,omitempty"`
-	Result    string  `json:"result"` // "ok" or "FAIL"
-	Error     string  `json:"error,omitempty"`
-	Files     int     `json:"manifest_files,omitempty"`
-	PrepareMS float64 `json:"prepare_ms"`
-	CheckMS   float64 `json:"check_ms"`
-	Output    string  `json:"output,omitempty"`
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// pointJSON is a line of the --json report.
+type pointJSON = crashtest.Record
 
 func runCrashtest(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "crashtest", "JOURNAL --check 'CMD' [flags]",
+	if len(args) > 0 && args[0] == "merge" {
+		return runCrashtestMerge(ctx, e, args[1:])
+	}
+	fs := newFlags(e, "crashtest", "JOURNAL --check 'CMD'|ext4|xfs|btrfs [flags]\n       logship crashtest merge [--json] [--junit FILE] SHARD.json...",
 		`Replays JOURNAL once and, at every crash point, materializes the state the
 device had there and runs CMD on it through sh; {} in CMD is a loop device
 over a copy of the state (--device loop) or the copy's image file (--device
@@ -71,11 +58,48 @@ line, then a summary object); progress goes to stderr. Exit status 1 at the
 first failing state, after printing its entry index and CMD's output;
 --keep-going checks them all and exits 1 at the end if any failed.
 
+Presets: --check ext4, xfs or btrfs replays the file system's own log
+into the copy first (as mounting it after the crash would), then runs its
+read-only check; a plain e2fsck -fn gives false failures on states whose
+log is not replayed yet:
+  ext4   e2fsck -p -E journal_only DEV (exit 0 or 1 passes); e2fsck -fn DEV
+  xfs    mount -t xfs -o nouuid DEV DIR && umount DIR; xfs_repair -n DEV
+  btrfs  mount -t btrfs DEV DIR && umount DIR; btrfs check --readonly DEV
+A state fails when the log replay or mount fails or the check exits
+non-zero. They need --device loop (and root); the tools come in the Debian
+packages e2fsprogs, xfsprogs and btrfs-progs.
+
+--jobs N runs N checks at the same time while the replay runs ahead (the
+report stays in point order). Each job checks its own copy of its state:
+scratch space is at most N+1 sparse images of the device's size in
+--workdir (N+1 loop devices with --device loop), holding data only where
+the journal wrote; memory is two 1 MiB buffers plus the results not yet
+reported.
+
+A point whose state is byte for byte the state of the point before it
+(nothing written, discarded or changed since, or only bytes rewritten with
+what they held; every write is compared with the image) is not checked
+again: it takes that point's verdict, marked "same as point N" in the
+table and "same_as" in --json. Explored states and points with manifest
+lines are always checked. This assumes CMD depends on the state only; a
+CMD that mentions $LOGSHIP_ turns it off, as does --no-dedupe.
+
+--shard K/N (1 <= K <= N) checks only shard K's share of the states, so
+that N CI jobs check every state exactly once (counts differ by at most
+one); every shard replays the whole journal. Without the flag,
+CI_NODE_INDEX/CI_NODE_TOTAL (GitLab's parallel:, 1-based) are used when
+set. 'logship crashtest merge A.json B.json ...' combines the shards'
+--json reports into the run's: exit 1 if a state failed, 3 if the shards
+do not cover every state exactly once (use --keep-going in shards).
+
+--junit FILE writes a JUnit XML report, a test case per state.
+
 The cost is one pass over the journal plus the checks. --strategy
 from-zero instead replays from entry 0 for every point, as xfstests'
-replay-log loops do: the baseline to measure against.`)
+replay-log loops do: the baseline to measure against (one job, every
+point checked, no shards).`)
 	var (
-		check     = fs.String("check", "", "command run on each state; {} is the device or image (see --device)")
+		check     = fs.String("check", "", "command run on each state, {} the device or image (see --device); or a preset: ext4, xfs, btrfs")
 		points    = fs.String("points", "flush,fua,mark", "crash points: flush, fua, mark (comma-separated) or every:N")
 		fromMark  = fs.String("from-mark", "", "check from the first mark labelled `LABEL` on")
 		base      = fs.String("base", "", "`IMG` the journal's device started from (default: zeros)")
@@ -92,6 +116,10 @@ replay-log loops do: the baseline to measure against.`)
 		strategy  = fs.String("strategy", "one-pass", "one-pass, or from-zero (replay from entry 0 for every point: the replay-log baseline)")
 		refresh   = fs.String("refresh", "changed", "how the check copy is refreshed: changed (what differs) or full (every extent)")
 		par       = fs.Int("parallel", 8, "concurrent writes inside a window")
+		jobs      = fs.IntP("jobs", "j", runtime.NumCPU(), "checks run at the same time, each on its own copy (scratch: jobs+1 sparse images)")
+		noDedupe  = fs.Bool("no-dedupe", false, "check a point even when its state is the same as the point before")
+		shardS    = fs.String("shard", "", "check only shard `K/N` of the states (default: $CI_NODE_INDEX/$CI_NODE_TOTAL when set)")
+		junit     = fs.String("junit", "", "write a JUnit XML report, a test case per state, to `FILE`")
 		verbose   = fs.BoolP("verbose", "v", false, "print the check's output for passing states too")
 		quiet     = fs.BoolP("quiet", "q", false, "no progress on stderr")
 		fault     = fs.String("fault", "", "corrupt the replay on purpose: drop:ENTRY or delay:ENTRY:UNTIL (tests)")
@@ -105,13 +133,28 @@ replay-log loops do: the baseline to measure against.`)
 	}
 	o := crashtest.Options{
 		FromMark: *fromMark, Base: *base, ManifestExact: *exact, Explore: *explore, Seed: *seed,
-		KeepGoing: *keepGoing, WorkDir: *workdir, Parallel: *par,
+		KeepGoing: *keepGoing, WorkDir: *workdir, Parallel: *par, Jobs: *jobs,
+		Dedupe: !*noDedupe && !strings.Contains(*check, "LOGSHIP_"),
 	}
 	var err error
 	if o.Points, err = crashtest.ParsePoints(*points); err != nil {
 		return usagef("--%v", err)
 	}
-	if *check != "" {
+	if *jobs < 1 {
+		return usagef("--jobs %d: want 1 or more", *jobs)
+	}
+	if o.Shard, err = crashtestShard(fs.Changed("shard"), *shardS); err != nil {
+		return err
+	}
+	switch {
+	case slices.Contains(crashtest.Presets, *check):
+		if *device != "loop" {
+			return usagef("--check %s needs --device loop", *check)
+		}
+		if o.Check, err = crashtest.Preset(*check, *timeout); err != nil {
+			return err
+		}
+	case *check != "":
 		o.Check = crashtest.Command{Line: *check, Timeout: *timeout}
 	}
 	if *sizeS != "" {
@@ -182,13 +225,14 @@ replay-log loops do: the baseline to measure against.`)
 	if !*asJSON {
 		fmt.Fprintf(out, "%7s %9s  %-24s %-6s %9s %9s  %s\n", "POINT", "ENTRY", "KIND", "RESULT", "PREPARE", "CHECK", "NOTE")
 	}
-	var failed []crashtest.Result
+	var records []crashtest.Record
 	o.Report = func(r crashtest.Result) {
-		if r.Err != nil {
-			failed = append(failed, r)
+		rec := crashtest.NewRecord(r, *verbose)
+		if *junit != "" {
+			records = append(records, rec)
 		}
 		if *asJSON {
-			writeJSON(out, toPointJSON(r, *verbose))
+			writeJSON(out, rec)
 		} else {
 			printPoint(out, r)
 			if *verbose && r.Err == nil && r.Output != "" {
@@ -200,6 +244,9 @@ replay-log loops do: the baseline to measure against.`)
 			// it comes before the exit with --keep-going too.
 			out.Flush()
 			fmt.Fprintf(e.stderr, "crashtest: %s failed: %v\n", r.Point, r.Err)
+			if r.SameAs != 0 {
+				fmt.Fprintf(e.stderr, "(not checked again: the same state as point %d)\n", r.SameAs)
+			}
 			if r.Output != "" {
 				fmt.Fprintf(e.stderr, "--- output ---\n%s", r.Output)
 				if !strings.HasSuffix(r.Output, "\n") {
@@ -218,17 +265,24 @@ replay-log loops do: the baseline to measure against.`)
 		}
 		return err
 	}
+	run := fmt.Sprintf("points=%s from-mark=%s explore=%d seed=%d dedupe=%v check=%s", o.Points, o.FromMark, o.Explore, o.Seed, o.Dedupe, *check)
+	sr := crashtest.NewSummaryRecord(sum, fs.Arg(0), *strategy, run, o.Shard)
 	if *asJSON {
-		writeJSON(out, map[string]any{"type": "summary", "journal": fs.Arg(0), "entries": sum.Entries,
-			"points": sum.Points, "explored": sum.Explored, "manifests": sum.Manifests, "failed": sum.Failed,
-			"total_ms": ms(sum.Total), "prepare_ms": ms(sum.Prepare), "check_ms": ms(sum.Check),
-			"copied_bytes": sum.Copied, "compared_bytes": sum.Compared, "image_size": sum.Size,
-			"strategy": *strategy})
+		writeJSON(out, sr)
 	}
 	out.Flush()
+	if *junit != "" {
+		if err := writeJUnitFile(*junit, filepath.Base(fs.Arg(0)), records, sr.TotalMS); err != nil {
+			return err
+		}
+	}
 	if !*quiet || pe != nil {
-		fmt.Fprintf(e.stderr, "crashtest: %d points, %d explored states, %d manifests checked in %v (materializing %v, checks %v, %s copied, %s compared); %d failed\n",
-			sum.Points, sum.Explored, sum.Manifests, sum.Total.Round(time.Millisecond), sum.Prepare.Round(time.Millisecond),
+		shard := ""
+		if !o.Shard.IsZero() {
+			shard = fmt.Sprintf("shard %v: ", o.Shard)
+		}
+		fmt.Fprintf(e.stderr, "crashtest: %s%d points (%d the same as the point before, not checked again), %d explored states, %d manifests checked in %v with %d jobs (materializing %v, checks %v, %s copied, %s compared); %d failed\n",
+			shard, sum.Points, sum.Deduped, sum.Explored, sum.Manifests, sum.Total.Round(time.Millisecond), sum.Jobs, sum.Prepare.Round(time.Millisecond),
 			sum.Check.Round(time.Millisecond), humanize.IBytes(uint64(sum.Copied)), humanize.IBytes(uint64(sum.Compared)), sum.Failed)
 	}
 	if pe != nil {
@@ -245,11 +299,34 @@ replay-log loops do: the baseline to measure against.`)
 	return nil
 }
 
-func pointLabel(r crashtest.Result) string {
-	if r.Explore > 0 {
-		return strconv.Itoa(r.Seq) + "." + strconv.Itoa(r.Explore)
+// crashtestShard reads --shard, or GitLab's CI_NODE_INDEX (1-based) and
+// CI_NODE_TOTAL when the flag is absent.
+func crashtestShard(flagSet bool, v string) (crashtest.Shard, error) {
+	src := "--shard"
+	if !flagSet {
+		idx, total := os.Getenv("CI_NODE_INDEX"), os.Getenv("CI_NODE_TOTAL")
+		if idx == "" || total == "" {
+			return crashtest.Shard{}, nil
+		}
+		v, src = idx+"/"+total, "CI_NODE_INDEX/CI_NODE_TOTAL"
 	}
-	return strconv.Itoa(r.Seq)
+	s, err := crashtest.ParseShard(v)
+	if err != nil {
+		return s, usagef("%s: %v", src, err)
+	}
+	return s, nil
+}
+
+func writeJUnitFile(path, suite string, recs []crashtest.Record, totalMS float64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := crashtest.WriteJUnit(f, suite, recs, totalMS); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func printPoint(w *bufio.Writer, r crashtest.Result) {
@@ -264,25 +341,11 @@ func printPoint(w *bufio.Writer, r crashtest.Result) {
 	if r.Files > 0 && r.Err == nil {
 		note = fmt.Sprintf("manifest: %d files", r.Files)
 	}
-	fmt.Fprintf(w, "%7s %9d  %-24s %-6s %9s %9s  %s\n", pointLabel(r), r.Entry.Index, kind, result,
+	if r.SameAs != 0 {
+		note = strings.TrimSpace(fmt.Sprintf("same as point %d %s", r.SameAs, note))
+	}
+	fmt.Fprintf(w, "%7s %9d  %-24s %-6s %9s %9s  %s\n", crashtest.NewRecord(r, false).Label(), r.Entry.Index, kind, result,
 		r.Prepare.Round(10*time.Microsecond), r.Check.Round(10*time.Microsecond), note)
-}
-
-func toPointJSON(r crashtest.Result, withOutput bool) pointJSON {
-	j := pointJSON{Type: "point", Point: r.Seq, Entry: r.Entry.Index, Kind: r.Entry.Flags.String(),
-		Result: "ok", Files: r.Files, PrepareMS: ms(r.Prepare), CheckMS: ms(r.Check)}
-	if r.Entry.IsMark() {
-		j.Mark = r.Entry.Label
-	}
-	if r.Explore > 0 {
-		j.Type, j.Explore, j.First, j.Last, j.Writes, j.Keep = "explored", r.Explore, r.First, r.Last, r.Writes, r.Keep
-	}
-	if r.Err != nil {
-		j.Result, j.Error, j.Output = "FAIL", r.Err.Error(), r.Output
-	} else if withOutput {
-		j.Output = r.Output
-	}
-	return j
 }
 
 func indent(s string) string {
