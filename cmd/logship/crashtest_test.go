@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/logship/logship/bench/crashtest"
 	"github.com/logship/logship/journal"
 )
 
@@ -266,5 +269,196 @@ func TestCrashtestBase(t *testing.T) {
 	r = logship(t, "crashtest", tail, "--size", fmt.Sprint(kj.size), "--check", "e2fsck -fn {}", "-q", "--workdir", dir)
 	if r.code != 1 || !strings.Contains(r.stderr, "entry 0 (") {
 		t.Fatalf("without --base: exit %d, want 1 at the first point:\n%s", r.code, r.stderr)
+	}
+}
+
+// stateKeys lists what the --json state lines say about the states,
+// without the times and the check's output (which names the job's image).
+func stateKeys(t *testing.T, report string) (keys []string, sum crashtest.SummaryRecord) {
+	t.Helper()
+	rep, err := crashtest.ReadReport(strings.NewReader(report), "report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Records {
+		r.PrepareMS, r.CheckMS, r.Output = 0, 0, ""
+		b, _ := json.Marshal(r)
+		keys = append(keys, string(b))
+	}
+	return keys, rep.Summary
+}
+
+// TestCrashtestShardsMerge: on a kernel journal, with explored states that
+// e2fsck -fn fails (it does not replay ext4's journal) and points that
+// dedupe takes as the same as the one before, three shards (by --shard and
+// by GitLab's CI_NODE_INDEX/CI_NODE_TOTAL) check every state exactly once,
+// and crashtest merge gives back the whole run's report and exit status;
+// the JUnit files parse and hold a test case per state. Merging reports
+// that do not cover the run exactly once exits 3.
+func TestCrashtestShardsMerge(t *testing.T) {
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	dir := t.TempDir()
+	t.Setenv("CI_NODE_INDEX", "")
+	t.Setenv("CI_NODE_TOTAL", "")
+	args := []string{"crashtest", kj.journal, "--check", "e2fsck -fn {}", "--device", "file", "--from-mark", "mkfs",
+		"--explore", "1", "--keep-going", "--json", "-q", "--workdir", dir}
+	whole := logship(t, append(args, "--junit", filepath.Join(dir, "whole.xml"))...)
+	if whole.code != 1 {
+		t.Fatalf("whole run: exit %d, want 1 (explored states fail e2fsck -fn):\n%s", whole.code, whole.stderr)
+	}
+	wantKeys, wantSum := stateKeys(t, whole.stdout)
+	if wantSum.Deduped == 0 || wantSum.Failed == 0 || wantSum.Explored == 0 || len(wantKeys) != wantSum.RunStates {
+		t.Fatalf("whole run: %+v: want dedupes, failures and explored states, %d states", wantSum, len(wantKeys))
+	}
+	checkJUnit(t, filepath.Join(dir, "whole.xml"), len(wantKeys), wantSum.Failed)
+
+	var shards []string
+	for k := 1; k <= 3; k++ {
+		a := append(slices.Clone(args), "--shard", fmt.Sprintf("%d/3", k))
+		if k == 2 {
+			t.Setenv("CI_NODE_INDEX", "2")
+			t.Setenv("CI_NODE_TOTAL", "3")
+			a = slices.Clone(args)
+		}
+		r := logship(t, a...)
+		t.Setenv("CI_NODE_INDEX", "")
+		t.Setenv("CI_NODE_TOTAL", "")
+		if r.code != 0 && r.code != 1 {
+			t.Fatalf("shard %d/3: exit %d:\n%s", k, r.code, r.stderr)
+		}
+		if _, sum := stateKeys(t, r.stdout); sum.Shard != fmt.Sprintf("%d/3", k) || !sum.Complete {
+			t.Fatalf("shard %d/3: summary %+v", k, sum)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("shard%d.json", k))
+		if err := os.WriteFile(p, []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, p)
+	}
+	m := logship(t, append([]string{"crashtest", "merge", "--json", "--junit", filepath.Join(dir, "merged.xml")}, shards[2], shards[0], shards[1])...)
+	if m.code != 1 {
+		t.Fatalf("merge: exit %d, want 1 (states failed):\n%s", m.code, m.stderr)
+	}
+	gotKeys, gotSum := stateKeys(t, m.stdout)
+	if !slices.Equal(gotKeys, wantKeys) {
+		t.Errorf("merged states differ from the whole run's:\n%s\nwant\n%s", strings.Join(gotKeys, "\n"), strings.Join(wantKeys, "\n"))
+	}
+	if gotSum.Points != wantSum.Points || gotSum.Explored != wantSum.Explored || gotSum.Deduped != wantSum.Deduped || gotSum.Failed != wantSum.Failed {
+		t.Errorf("merged summary %+v, want the counts of %+v", gotSum, wantSum)
+	}
+	checkJUnit(t, filepath.Join(dir, "merged.xml"), len(wantKeys), wantSum.Failed)
+
+	// Shards that cover the run exactly once, or not.
+	pass := []string{"crashtest", kj.journal, "--check", "true", "--device", "file", "--json", "-q", "--workdir", dir}
+	var ok []string
+	for k := 1; k <= 2; k++ {
+		r := logship(t, append(slices.Clone(pass), "--shard", fmt.Sprintf("%d/2", k))...)
+		if r.code != 0 {
+			t.Fatalf("shard %d/2: exit %d:\n%s", k, r.code, r.stderr)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("pass%d.json", k))
+		os.WriteFile(p, []byte(r.stdout), 0o644)
+		ok = append(ok, p)
+	}
+	for _, tc := range []struct {
+		files []string
+		code  int
+		want  string
+	}{
+		{ok, 0, "2 reports"},
+		{ok[:1], 3, "shard 2/2 is missing"},
+		{[]string{ok[0], ok[0], ok[1]}, 3, "are both shard 1/2"},
+		{[]string{ok[0], shards[1]}, 3, "another run"},
+	} {
+		r := logship(t, append([]string{"crashtest", "merge"}, tc.files...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("merge %v: exit %d, stderr %q; want exit %d and %q", tc.files, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// checkJUnit parses a JUnit file and counts its test cases and failures.
+func checkJUnit(t *testing.T, path string, tests, failures int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Suites []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+			Cases    []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+					Text    string `xml:",chardata"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("%s: %d test suites, want 1", path, len(doc.Suites))
+	}
+	s := doc.Suites[0]
+	failed := 0
+	for _, c := range s.Cases {
+		if c.Failure != nil {
+			failed++
+			if c.Failure.Message == "" || c.Failure.Text == "" {
+				t.Errorf("%s: test case %q fails without a message or output", path, c.Name)
+			}
+		}
+	}
+	if len(s.Cases) != tests || s.Tests != tests || failed != failures || s.Failures != failures {
+		t.Errorf("%s: %d test cases (tests=%d), %d failing (failures=%d); want %d and %d", path, len(s.Cases), s.Tests, failed, s.Failures, tests, failures)
+	}
+}
+
+// TestCrashtestPresetExt4: --check ext4 replays ext4's journal before
+// e2fsck -fn, so the explored states of the kernel captures pass (e2fsck
+// -fn alone fails them, see TestCrashtestShardsMerge); and it still finds
+// an ordering bug planted in the replay: a journal block of ext4's jbd2
+// moved across the barriers after its transaction's commit block, which
+// fails at the commit.
+func TestCrashtestPresetExt4(t *testing.T) {
+	for _, name := range []string{"fsync-marks-512", "fsync-marks-4096"} {
+		t.Run(name, func(t *testing.T) {
+			kj := loadKernelTestdata(t, name)
+			r := logship(t, "crashtest", kj.journal, "--check", "ext4", "--from-mark", "mkfs", "--explore", "3",
+				"--json", "-q", "--workdir", t.TempDir())
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+			}
+			if _, sum := stateKeys(t, r.stdout); sum.Explored == 0 {
+				t.Errorf("no explored states: %+v", sum)
+			}
+		})
+	}
+	kj := loadKernelTestdata(t, "fsync-marks-512")
+	es := kernelEntries(t, kj.journal)
+	// The first transaction after the mark step2: its journal blocks, the
+	// flush, the commit block (FUA), then a mark.
+	var commit, block int64 = -1, -1
+	for _, e := range es[markIndex(t, es, "step2"):] {
+		if e.IsWrite() && e.Flags&journal.FlagFUA != 0 {
+			commit = e.Index
+			break
+		}
+		if e.IsWrite() && !e.IsBarrier() {
+			block = e.Index
+		}
+	}
+	if commit < 0 || block < 0 || !es[commit+1].IsBarrier() {
+		t.Fatalf("journal layout: commit block %d, journal block %d", commit, block)
+	}
+	r := logship(t, "crashtest", kj.journal, "--check", "ext4", "--from-mark", "mkfs", "--explore", "3",
+		"--fault", fmt.Sprintf("delay:%d:%d", block, commit+1), "-q", "--workdir", t.TempDir())
+	want := fmt.Sprintf("logship crashtest: entry %d (", commit)
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "e2fsck -fn") {
+		t.Fatalf("with a journal block moved past its commit: exit %d, stderr:\n%s\nwant exit 1 and %q", r.code, r.stderr, want)
 	}
 }
