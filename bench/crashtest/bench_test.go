@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -139,4 +141,58 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportMetric(float64(sum.Check.Microseconds())/1000/float64(sum.Points), "check-ms/point")
 		})
 	}
+}
+
+// BenchmarkCrashtestCI measures what --jobs and dedupe buy on a real
+// kernel journal (fsync-marks-512, or $LOGSHIP_CRASHTEST_JOURNAL) with
+// e2fsck -fn through a loop device at every FLUSH, FUA and MARK from the
+// mark mkfs on. Every iteration runs the four variants one after another,
+// so that they share the machine's load alike:
+//
+//   - from-zero: the replay-log loop (one check at a time, every point);
+//   - one-pass, one job, every point checked;
+//   - one-pass, one job, dedupe;
+//   - one-pass, runtime.NumCPU() jobs, dedupe (crashtest's default).
+//
+// It reports each variant's ms/run, the share of points dedupe did not
+// check, and the ratios of the default to the others: x-vs-from-zero,
+// x-vs-jobs1 (dedupe in both) and x-vs-plain (one job, no dedupe).
+func BenchmarkCrashtestCI(b *testing.B) {
+	j, _ := kernelJournal(b, "fsync-marks-512")
+	jobs := runtime.NumCPU()
+	variants := []struct {
+		name string
+		o    crashtest.Options
+	}{
+		{"from-zero", crashtest.Options{Strategy: crashtest.FromZero}},
+		{"plain", crashtest.Options{Jobs: 1}},
+		{"jobs1", crashtest.Options{Jobs: 1, Dedupe: true}},
+		{"default", crashtest.Options{Jobs: jobs, Dedupe: true}},
+	}
+	total := make([]time.Duration, len(variants))
+	var sum crashtest.Summary
+	for b.Loop() {
+		for i, v := range variants {
+			o := v.o
+			o.FromMark, o.WorkDir, o.Check = "mkfs", b.TempDir(), crashtest.Command{Line: "e2fsck -fn {}"}
+			t0 := time.Now()
+			s, err := crashtest.Crashtest(b.Context(), j, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total[i] += time.Since(t0)
+			if v.name == "default" {
+				sum = s
+			}
+		}
+	}
+	for i, v := range variants {
+		b.ReportMetric(float64(total[i].Milliseconds())/float64(b.N), v.name+"-ms/run")
+	}
+	b.ReportMetric(float64(total[0])/float64(total[3]), "x-vs-from-zero")
+	b.ReportMetric(float64(total[2])/float64(total[3]), "x-vs-jobs1")
+	b.ReportMetric(float64(total[1])/float64(total[3]), "x-vs-plain")
+	b.ReportMetric(100*float64(sum.Deduped)/float64(sum.Points), "%deduped")
+	b.ReportMetric(float64(sum.Points), "points")
+	b.ReportMetric(float64(jobs), "jobs")
 }
