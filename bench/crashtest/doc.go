@@ -31,6 +31,31 @@
 // replay-log loop replays from entry 0 for every point (FromZero reproduces
 // that loop with our own replay, as the baseline to measure against).
 //
+// # Jobs, dedupe and shards
+//
+// With Jobs, there are that many check images B (slots), each with its own
+// loop device. At a point the replay goroutine takes a free slot, brings it
+// level with A as above (each slot keeps its own list of the ranges the
+// journal changed since it was last level), starts the check in a goroutine
+// and lets the replay go on; results are reported in order. Scratch space
+// is Jobs+1 sparse images.
+//
+// With Dedupe, the replay's target compares every write with what A holds
+// where it goes (and every discard with zeros) until one changes a byte; a
+// point after which nothing changed is the state of the point before it,
+// and takes its verdict without a check (Result.SameAs).
+//
+// A Shard checks every N-th state that needs a check. Every shard replays
+// the whole journal and draws the same explored subsets, so they agree on
+// which states exist and which are the same as the one before; Merge puts
+// their --json reports together and finds states missing or twice.
+//
+// # Presets
+//
+// Preset returns a Checker for ext4, xfs or btrfs that replays the file
+// system's own log into the copy first (e2fsck -E journal_only, or a mount
+// and umount), then runs its read-only check (preset.go lists the commands).
+//
 // # Explored states
 //
 // Between two barriers the source made no promise of durability, so any
