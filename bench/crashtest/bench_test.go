@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,7 +148,9 @@ func BenchmarkRefresh(b *testing.B) {
 // kernel journal (fsync-marks-512, or $LOGSHIP_CRASHTEST_JOURNAL) with
 // e2fsck -fn through a loop device at every FLUSH, FUA and MARK from the
 // mark mkfs on. Every iteration runs the four variants one after another,
-// so that they share the machine's load alike:
+// so that they share the machine's load alike, each after a sync (so that
+// none pays for the writeback of the one before) and starting from another
+// variant each time (-benchtime 4x runs each in every position):
 //
 //   - from-zero: the replay-log loop (one check at a time, every point);
 //   - one-pass, one job, every point checked;
@@ -171,9 +174,12 @@ func BenchmarkCrashtestCI(b *testing.B) {
 	}
 	total := make([]time.Duration, len(variants))
 	var sum crashtest.Summary
-	for b.Loop() {
-		for i, v := range variants {
+	for n := 0; b.Loop(); n++ {
+		for k := range variants {
+			i := (n + k) % len(variants)
+			v := variants[i]
 			o := v.o
+			syscall.Sync()
 			o.FromMark, o.WorkDir, o.Check = "mkfs", b.TempDir(), crashtest.Command{Line: "e2fsck -fn {}"}
 			t0 := time.Now()
 			s, err := crashtest.Crashtest(b.Context(), j, o)

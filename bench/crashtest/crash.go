@@ -311,6 +311,7 @@ type crash struct {
 	wg     sync.WaitGroup // the check goroutines
 
 	mu           sync.Mutex // guards the fields below
+	moved        sync.Cond  // next moved, or the run stops
 	done         map[int]Result
 	next         int    // the order of the next result to report
 	lastRep      Result // the last point reported that others may be the same as
@@ -350,6 +351,7 @@ func newCrash(path string, o Options) (*crash, error) {
 	c := &crash{o: o, path: path, jf: jf, from: -1, faultPrev: -1, faultClose: -1,
 		rng: rand.New(rand.NewPCG(o.Seed, 0x6c6f6773686970)), done: map[int]Result{}}
 	c.sum.Jobs = o.Jobs
+	c.moved.L = &c.mu
 	if err := c.scan(); err != nil {
 		jf.Close()
 		return nil, err

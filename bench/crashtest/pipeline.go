@@ -34,6 +34,9 @@ func (c *crash) point(ctx context.Context, e journal.Entry) error {
 	if c.o.Dedupe && c.rep > 0 && !changed && len(files) == 0 {
 		c.same++
 		if c.repOwn {
+			if err := c.waitWindow(); err != nil {
+				return err
+			}
 			c.deliver(c.order, Result{Point: p, SameAs: c.rep})
 			c.order++
 		}
@@ -94,6 +97,15 @@ func (c *crash) explore(ctx context.Context, p Point) error {
 // (a check that wrote must be undone from A before the mount, and A must
 // still hold the point's state for that).
 func (c *crash) dispatch(ctx context.Context, res Result, files []ManifestFile, win []journal.Entry, keep []int) error {
+	if err := c.waitWindow(); err != nil {
+		return err
+	}
+	if c.o.Check == nil && len(files) == 0 {
+		// Only the manifest's marks are checked; the other points pass.
+		c.deliver(c.order, res)
+		c.order++
+		return nil
+	}
 	var s *slot
 	select {
 	case s = <-c.free:
@@ -216,12 +228,32 @@ func classify(ctx context.Context, err error) (failed, fatal error) {
 	return err, nil
 }
 
+// window bounds the results held for reporting in order, per job: a slow
+// check holds back the report of the states after it, and, past the
+// window, the replay.
+const window = 4
+
+// waitWindow waits until the next state to dispatch is within the window
+// of the next to report, or the run stops.
+func (c *crash) waitWindow() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.order-c.next >= window*c.o.Jobs && c.stop == nil && c.fatal == nil {
+		c.moved.Wait()
+	}
+	if c.stop != nil {
+		return c.stop
+	}
+	return c.fatal
+}
+
 // deliver takes the result of the state dispatched order-th and reports
 // every result that is now next in order. A point Dedupe did not check
 // takes the verdict of the point it is the same as, reported before it.
 func (c *crash) deliver(order int, res Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.moved.Broadcast()
 	c.done[order] = res
 	for {
 		r, ok := c.done[c.next]
@@ -258,6 +290,7 @@ func (c *crash) fail(err error) {
 		c.fatal = err
 	}
 	c.cancel()
+	c.moved.Broadcast()
 }
 
 // stopped returns why the run stops, or nil.

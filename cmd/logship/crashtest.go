@@ -73,8 +73,8 @@ packages e2fsprogs, xfsprogs and btrfs-progs.
 report stays in point order). Each job checks its own copy of its state:
 scratch space is at most N+1 sparse images of the device's size in
 --workdir (N+1 loop devices with --device loop), holding data only where
-the journal wrote; memory is two 1 MiB buffers plus the results not yet
-reported.
+the journal wrote; memory is a few MiB of buffers plus at most 4N results
+waiting to be reported in order (64 KiB of output each at most).
 
 A point whose state is byte for byte the state of the point before it
 (nothing written, discarded or changed since, or only bytes rewritten with

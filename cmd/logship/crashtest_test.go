@@ -37,7 +37,16 @@ func TestCrashtestUsage(t *testing.T) {
 		{[]string{"crashtest", kj.journal, "--check", "true", "--from-mark", "nosuch"}, 3, "mark not found"},
 		{[]string{"crashtest", kj.journal, "--check", "true", "--size", "1MiB"}, 3, "target too small"},
 		{[]string{"crashtest", kj.journal, "--check", "true", "--fault", "drop:999999"}, 2, "the journal has"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--jobs", "0"}, 2, "--jobs 0"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--shard", "4/3"}, 2, "shard 4/3"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--shard", "2"}, 2, `shard "2"`},
+		{[]string{"crashtest", kj.journal, "--check", "ext4", "--device", "file"}, 2, "--check ext4 needs --device loop"},
+		{[]string{"crashtest", kj.journal, "--check", "true", "--strategy", "from-zero", "--shard", "1/2"}, 2, "shards apply to the one-pass replay only"},
+		{[]string{"crashtest", "merge"}, 2, "want the shards' --json reports"},
+		{[]string{"crashtest", "merge", m}, 3, "bad crashtest report"},
 		{[]string{"crashtest", "--help"}, 0, "--from-mark"},
+		{[]string{"crashtest", "--help"}, 0, "at most N+1 sparse images"},
+		{[]string{"crashtest", "merge", "--help"}, 0, "exactly once"},
 	} {
 		r := logship(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
