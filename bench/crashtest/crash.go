@@ -448,7 +448,7 @@ func (c *crash) scan() error {
 			return fmt.Errorf("%w: fault %v: the journal has %d entries", ErrBadOptions, f, r.Len())
 		case f.Kind == DelayWrite && !faultEntry.IsWrite():
 			return fmt.Errorf("%w: fault %v: entry %d is a %s, not a write", ErrBadOptions, f, f.Entry, faultEntry.Flags)
-		case f.Kind == DelayWrite && (c.faultClose < 0 || f.Until < c.faultClose || f.Until >= r.Len()):
+		case f.delays() && (c.faultClose < 0 || f.Until < c.faultClose || f.Until >= r.Len()):
 			return fmt.Errorf("%w: fault %v: the write must be delayed to the barrier that closes its window (%d) or later", ErrBadOptions, f, c.faultClose)
 		}
 	}
@@ -562,10 +562,10 @@ func (c *crash) onePass(ctx context.Context) error {
 	}
 	f := c.o.Fault
 	if f != nil && c.faultPrev < 0 {
-		c.trk.setFault(f.Kind == DropWindow, c.faultHold())
+		c.trk.setFault(f.Kind != DelayWrite, c.faultHold())
 	}
 	cut := func(e journal.Entry) bool {
-		return e.IsBarrier() || c.isPoint(e) || (f != nil && e.Index == f.Until && f.Kind == DelayWrite)
+		return e.IsBarrier() || c.isPoint(e) || (f != nil && e.Index == f.Until && f.delays())
 	}
 	at := func(e journal.Entry) error {
 		if f != nil && e.Index == c.faultClose {
@@ -580,9 +580,9 @@ func (c *crash) onePass(ctx context.Context) error {
 			return nil
 		}
 		if e.Index == c.faultPrev {
-			c.trk.setFault(f.Kind == DropWindow, c.faultHold())
+			c.trk.setFault(f.Kind != DelayWrite, c.faultHold())
 		}
-		if f.Kind == DelayWrite && e.Index == f.Until {
+		if f.delays() && e.Index == f.Until {
 			return c.applyDelayed(ctx)
 		}
 		return nil
@@ -625,13 +625,26 @@ func (c *crash) entry(i int64) (journal.Entry, error) {
 	return r.NextHeader()
 }
 
-// applyDelayed writes the delayed write of a DelayWrite fault into A.
+// applyDelayed writes what a DelayWrite or DelayWindow fault delayed into
+// A: the write, or the window's entries (after faultPrev up to faultClose).
 func (c *crash) applyDelayed(ctx context.Context) error {
-	e, err := c.entry(c.o.Fault.Entry)
-	if err != nil {
-		return c.wrap(err)
+	first, last := c.o.Fault.Entry, c.o.Fault.Entry
+	if c.o.Fault.Kind == DelayWindow {
+		first, last = c.faultPrev+1, c.faultClose
 	}
-	return c.applyEntries(ctx, []journal.Entry{e}, []int{0}, c.trk.WriteAt, c.trk.Discard, nil)
+	var win []journal.Entry
+	var keep []int
+	for i := first; i <= last; i++ {
+		e, err := c.entry(i)
+		if err != nil {
+			return c.wrap(err)
+		}
+		if e.IsWrite() || e.IsDiscard() {
+			keep = append(keep, len(win))
+		}
+		win = append(win, e)
+	}
+	return c.applyEntries(ctx, win, keep, c.trk.WriteAt, c.trk.Discard, nil)
 }
 
 // fromZero is the baseline: for every point, replay from entry 0 into the

@@ -349,6 +349,8 @@ func TestCrashtestFault(t *testing.T) {
 		{Kind: crashtest.DropWindow, Entry: victim},
 		{Kind: crashtest.DelayWrite, Entry: victim, Until: closing},
 		{Kind: crashtest.DelayWrite, Entry: victim, Until: after},
+		{Kind: crashtest.DelayWindow, Entry: victim, Until: closing},
+		{Kind: crashtest.DelayWindow, Entry: victim, Until: after},
 	} {
 		t.Run(f.String(), func(t *testing.T) {
 			var seen []crashtest.Point
@@ -362,7 +364,7 @@ func TestCrashtestFault(t *testing.T) {
 			if pe.Result.Entry.Index != closing {
 				t.Errorf("first failing point at entry %d, want %d (the barrier after the corrupted window)", pe.Result.Entry.Index, closing)
 			}
-			if f.Kind == crashtest.DelayWrite && f.Until == closing && pe.Failed != 1 {
+			if f.Kind != crashtest.DropWindow && f.Until == closing && pe.Failed != 1 {
 				t.Errorf("a write delayed to just after the checks at its barrier failed %d points, want 1", pe.Failed)
 			}
 		})

@@ -25,6 +25,11 @@ const (
 	// Fault.Until (at or after the barrier that closes the window).
 	// Overlapping writes of the same window lose those bytes too.
 	DelayWrite
+	// DelayWindow moves the whole barrier window that holds entry
+	// Fault.Entry across barriers: its writes and discards are applied
+	// only after the checks at entry Fault.Until (at or after the barrier
+	// that closes the window).
+	DelayWindow
 )
 
 // Fault corrupts the one-pass replay on purpose. It exists for the tests
@@ -33,10 +38,14 @@ const (
 type Fault struct {
 	Kind  FaultKind
 	Entry int64
-	Until int64 // DelayWrite only
+	Until int64 // DelayWrite and DelayWindow only
 }
 
-// ParseFault reads "drop:ENTRY" or "delay:ENTRY:UNTIL".
+// delays reports whether f applies something late (at Until).
+func (f *Fault) delays() bool { return f.Kind == DelayWrite || f.Kind == DelayWindow }
+
+// ParseFault reads "drop:ENTRY", "delay:ENTRY:UNTIL" or
+// "delaywindow:ENTRY:UNTIL".
 func ParseFault(s string) (*Fault, error) {
 	f := strings.Split(s, ":")
 	num := func(s string) (int64, error) {
@@ -50,20 +59,27 @@ func ParseFault(s string) (*Fault, error) {
 	case len(f) == 2 && f[0] == "drop":
 		n, err := num(f[1])
 		return &Fault{Kind: DropWindow, Entry: n}, err
-	case len(f) == 3 && f[0] == "delay":
+	case len(f) == 3 && (f[0] == "delay" || f[0] == "delaywindow"):
 		n, err := num(f[1])
 		if err != nil {
 			return nil, err
 		}
 		u, err := num(f[2])
-		return &Fault{Kind: DelayWrite, Entry: n, Until: u}, err
+		k := DelayWrite
+		if f[0] == "delaywindow" {
+			k = DelayWindow
+		}
+		return &Fault{Kind: k, Entry: n, Until: u}, err
 	}
-	return nil, fmt.Errorf("fault %q: want drop:ENTRY or delay:ENTRY:UNTIL", s)
+	return nil, fmt.Errorf("fault %q: want drop:ENTRY, delay:ENTRY:UNTIL or delaywindow:ENTRY:UNTIL", s)
 }
 
 func (f *Fault) String() string {
-	if f.Kind == DelayWrite {
+	switch f.Kind {
+	case DelayWrite:
 		return fmt.Sprintf("delay:%d:%d", f.Entry, f.Until)
+	case DelayWindow:
+		return fmt.Sprintf("delaywindow:%d:%d", f.Entry, f.Until)
 	}
 	return fmt.Sprintf("drop:%d", f.Entry)
 }
@@ -81,7 +97,7 @@ type tracked struct {
 
 	mu    sync.Mutex // guards the fields below; WriteAt runs concurrently
 	dirty spanSet    // ranges changed since take
-	drop  bool       // Fault DropWindow: writes are dropped
+	drop  bool       // Fault DropWindow, DelayWindow: writes are dropped
 	hold  span       // Fault DelayWrite: writes inside it are clipped out
 }
 

@@ -122,7 +122,7 @@ point checked, no shards).`)
 		junit     = fs.String("junit", "", "write a JUnit XML report, a test case per state, to `FILE`")
 		verbose   = fs.BoolP("verbose", "v", false, "print the check's output for passing states too")
 		quiet     = fs.BoolP("quiet", "q", false, "no progress on stderr")
-		fault     = fs.String("fault", "", "corrupt the replay on purpose: drop:ENTRY or delay:ENTRY:UNTIL (tests)")
+		fault     = fs.String("fault", "", "corrupt the replay on purpose: drop:ENTRY, delay:ENTRY:UNTIL or delaywindow:ENTRY:UNTIL (tests)")
 	)
 	fs.MarkHidden("fault")
 	if err := parse(fs, args); err != nil {
