@@ -16,8 +16,13 @@ COUNT     ?= 6
 
 all: build
 
+# VERSION and REVISION end up in 'logship --version' (without them the
+# binary reports the module version and VCS revision of the build info).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/logship ./cmd/logship
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION) -X main.revision=$(REVISION)" -o bin/logship ./cmd/logship
 
 # deps installs what the tests need on a fresh Debian machine (as root):
 # qemu-utils (qemu-io, the independent journal producer), qemu-system-x86,

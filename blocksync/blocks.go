@@ -11,6 +11,7 @@ import (
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/digest"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/retry"
 )
 
 // What sync, verify and recover share: their sessions, how they open the
@@ -94,29 +95,23 @@ func TaskStatus(ctx context.Context, sess *parallel.Session, name string) (contr
 	return control.TaskStatus{}, false, nil
 }
 
-// retryable reports whether a new session may get past err: a lost
-// connection, a server restarting, a task busy for a moment.
+// retryable reports whether a new session may get past err: a lost or
+// refused connection, a server restarting, busy or full for a moment
+// (retry.Classify); not a failure of the local device or a size that
+// does not fit.
 func retryable(err error) bool {
-	var re *parallel.RemoteError
 	var le *LocalError
 	var te *control.TaskError
+	var re *parallel.RemoteError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
-	case errors.As(err, &re) && re.Code >= parallel.CodeApplication:
-		return control.Retryable(uint16(re.Code))
 	case errors.As(err, &le), errors.Is(err, ErrSize), errors.Is(err, digest.ErrTree), errors.Is(err, control.ErrMalformed):
 		return false
-	case errors.As(err, &te):
-		return errors.As(err, &re) && control.Retryable(uint16(re.Code))
-	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure),
-		errors.Is(err, parallel.ErrWrongSide), errors.Is(err, parallel.ErrWindowOrder), errors.Is(err, parallel.ErrWindowTooLarge),
-		errors.Is(err, parallel.ErrFrameTooLarge):
-		return false
-	case errors.As(err, &re) && (re.Code == parallel.CodeUnsupported || re.Code == parallel.CodeAuth || re.Code == parallel.CodeVersion):
-		return false
+	case errors.As(err, &te) && !errors.As(err, &re):
+		return false // the server answered nonsense
 	}
-	return true
+	return retry.Classify(err).Transient()
 }
 
 // directAlign aligns the buffers of block reads and writes (O_DIRECT on

@@ -20,6 +20,7 @@ import (
 	"github.com/logship/logship/digest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/retry"
 )
 
 // SyncMode says what a sync sends.
@@ -249,9 +250,9 @@ func (s *syncer) run(ctx context.Context) error {
 		}
 		left := s.cfg.RetryFor - now.Sub(failSince)
 		if left <= 0 {
-			return fmt.Errorf("source: sync: giving up after %v without progress: %w", now.Sub(failSince).Round(time.Millisecond), err)
+			return &retry.GaveUp{Addr: s.cfg.Addr, After: now.Sub(failSince), Err: err}
 		}
-		s.log.Warn("sync: connection lost, reconnecting", "server", s.cfg.Addr, "task", s.cfg.Client.Task, "err", err, "in", wait)
+		s.log.Warn("sync: "+retry.Waiting(s.cfg.Addr, err, left), "server", s.cfg.Addr, "task", s.cfg.Client.Task, "kind", retry.Classify(err), "in", wait)
 		select {
 		case <-ctx.Done():
 			return err

@@ -91,7 +91,7 @@ func (c Code) String() string {
 	if n, ok := codeNames[c]; ok {
 		return n
 	}
-	return fmt.Sprintf("code %d", uint16(c))
+	return fmt.Sprintf("code %#x", uint16(c)) // hex, as docs/protocol.md lists them
 }
 
 // codeSentinels maps codes to the sentinel a RemoteError matches.

@@ -16,6 +16,7 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/retry"
 )
 
 // Defaults for zero fields of Config.
@@ -317,11 +318,11 @@ func (s *Shipper) run(parent context.Context) error {
 		}
 		left := cfg.RetryFor - now.Sub(failSince)
 		if left <= 0 {
-			return fmt.Errorf("source: giving up after %v without progress (--retry-for %v): %w", now.Sub(failSince).Round(time.Millisecond), cfg.RetryFor, err)
+			return &retry.GaveUp{Addr: cfg.Addr, After: now.Sub(failSince), Err: err}
 		}
 		wait := min(backoff.next(), left)
-		s.log.Warn("ship: connection lost, reconnecting", "server", cfg.Addr, "task", cfg.Client.Task,
-			"err", err, "in", wait.Round(time.Millisecond), "giving_up_in", left.Round(time.Second))
+		s.log.Warn("ship: "+retry.Waiting(cfg.Addr, err, left), "server", cfg.Addr, "task", cfg.Client.Task,
+			"kind", retry.Classify(err), "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return stopErr(ctx, err)
@@ -541,27 +542,22 @@ func (s *Shipper) limits(sess *parallel.Session, super journal.Super) barrier.Li
 	return l
 }
 
-// permanent reports whether reconnecting cannot cure err.
+// permanent reports whether reconnecting cannot cure err: the source's own
+// verdicts (the journal, the image's bounds, the target), then the
+// transport's and the server's (retry.Classify).
 func permanent(err error) bool {
 	var je *JournalError
 	var re *parallel.RemoteError
-	if errors.As(err, &re) && re.Code >= parallel.CodeApplication {
-		// The server's own verdict (an error reply or an ERROR frame).
-		return !control.Retryable(uint16(re.Code))
-	}
 	var te *TaskError
 	switch {
+	case errors.As(err, &re):
+		return !retry.Classify(err).Transient()
 	case errors.As(err, &je), errors.As(err, &te):
 		return true
 	case errors.Is(err, ErrLoggingDisabled), errors.Is(err, ErrOutsideImage), errors.Is(err, ErrEntryTooLarge):
 		return true
-	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure), errors.Is(err, parallel.ErrForbidden),
-		errors.Is(err, parallel.ErrWrongSide), errors.Is(err, parallel.ErrWindowOrder), errors.Is(err, parallel.ErrWindowTooLarge):
-		return true
-	case errors.As(err, &re) && re.Code == parallel.CodeUnsupported:
-		return true
 	}
-	return false
+	return !retry.Classify(err).Transient()
 }
 
 // backoff is an exponential backoff with jitter: 200 ms doubling to 10 s.

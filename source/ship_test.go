@@ -17,6 +17,7 @@ import (
 	"github.com/logship/logship/fixtures"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/retry"
 )
 
 // tlog sends slog records to t.Log.
@@ -432,10 +433,11 @@ func TestShipGivesUp(t *testing.T) {
 	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	s, _ := New(cfg)
 	_, err := s.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "giving up") {
-		t.Fatalf("Run: %v, want giving up", err)
+	var gu *retry.GaveUp
+	if !errors.As(err, &gu) || !strings.Contains(err.Error(), "cannot connect to "+addr) {
+		t.Fatalf("Run: %v, want a retry.GaveUp that cannot connect", err)
 	}
-	if n := strings.Count(logs.String(), "reconnecting"); n < 2 {
+	if n := strings.Count(logs.String(), "cannot connect to "+addr+": connection refused; retrying for"); n < 2 {
 		t.Fatalf("%d retries logged:\n%s", n, logs.String())
 	}
 }

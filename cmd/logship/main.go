@@ -3,7 +3,10 @@
 // inspects and tests such journals locally.
 //
 // Exit status: 0 success; 1 a check found a difference or a failure
-// (verify, crashtest, replay --check); 2 usage error; 3 runtime error.
+// (verify, crashtest, replay --check); 2 usage error (found before
+// anything was tried); 3 runtime error, including a server's refusal that
+// will not change (a bad task name, AUTH, FORBIDDEN, MISMATCH) and a
+// server that stayed unreachable for --retry-for.
 // `logship replay-log`, or the binary run through a link named replay-log,
 // exits as xfstests' replay-log does instead (docs/xfstests.md).
 package main
@@ -20,6 +23,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/logship/logship/retry"
 )
 
 // Exit statuses.
@@ -76,11 +81,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		printUsage(stderr)
-		if len(args) == 0 {
+		return exitUsage
+	case args[0] == "--version" || args[0] == "-V":
+		args = []string{"version"}
+	case args[0] == "help" && len(args) > 1:
+		// logship help CMD: CMD's own help.
+		if _, ok := commands[args[1]]; ok {
+			args = []string{args[1], "--help"}
+		}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" {
+			fmt.Fprintf(stderr, "logship: unknown command %q\n\n", args[1])
+			printUsage(stderr)
 			return exitUsage
 		}
+		printUsage(stderr)
 		return exitOK
 	}
 	c, ok := commands[args[0]]
@@ -99,14 +118,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case err == nil, errors.Is(err, pflag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "logship %s: %v\nRun 'logship %s --help' for usage.\n", c.name, err, c.name)
+		fmt.Fprintf(stderr, "logship %s: %v\nRun 'logship help %s' for usage.\n", c.name, err, c.name)
 		return exitUsage
 	case errors.As(err, &cf):
-		fmt.Fprintf(stderr, "logship %s: %v\n", c.name, err)
+		fmt.Fprintf(stderr, "logship %s: %s\n", c.name, retry.Text(err))
 		return exitFailed
 	default:
 		// Runtime errors may carry what a peer said (an error reply).
-		fmt.Fprintf(stderr, "logship %s: %s\n", c.name, peer(err.Error()))
+		fmt.Fprintf(stderr, "logship %s: %s\n", c.name, peer(retry.Text(err)))
 		return exitRuntime
 	}
 }
@@ -121,7 +140,7 @@ func printUsage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'logship COMMAND --help' for a command's flags.\nExit status: 0 success, 1 a check found a difference, 2 usage error, 3 runtime error.\n")
+	fmt.Fprintf(w, "\nRun 'logship help COMMAND' (or 'logship COMMAND --help') for a command's flags; 'logship --version' for the version.\nExit status: 0 success, 1 a check found a difference, 2 usage error, 3 runtime error.\n")
 }
 
 // newFlags makes a flag set whose --help prints the synopsis and description.

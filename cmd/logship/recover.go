@@ -18,7 +18,7 @@ func init() {
 }
 
 func runRecover(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "recover", "--from ADDR --task NAME TARGET (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [flags]",
+	fs := newFlags(e, "recover", "--to ADDR --task NAME TARGET (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [flags]",
 		`Restores the image of task NAME on a logship server into TARGET, a block
 device or a file (paper section 3). TARGET is locked first: a block device is
 opened exclusively (O_EXCL), so a mounted or otherwise busy device is refused;
@@ -40,7 +40,8 @@ creation on. A server that ever ran the task without --retain refuses.
 
 Stop shipping to the task first: recover needs the task (a ship session
 holding it makes recover wait, then fail with TASK_BUSY).`)
-	cf := addClientFlags(fs, "from")
+	cf := addClientFlags(fs)
+	cf.addFromAlias(fs)
 	bf := addBlockFlags(fs, blocksync.DefaultSyncGranularity, "unit of reading, a power of two",
 		"unit of comparison and transfer, a power of two from 512 bytes", "blocks read and pieces fetched at once")
 	var (
@@ -55,7 +56,7 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	if fs.NArg() != 1 {
 		return usagef("want one TARGET, got %d arguments", fs.NArg())
 	}
-	addr, client, err := cf.config("from")
+	addr, client, err := cf.config()
 	if err != nil {
 		return err
 	}

@@ -96,8 +96,8 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if fs.NArg() != 1 && !(ff.on() && fs.NArg() == 0) {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
 	}
-	if *to == "" || *task == "" {
-		return usagef("--to and --task are required")
+	if err := checkServer("to", *to, *task); err != nil {
+		return err
 	}
 	if *streams < 1 || *streams > parallel.MaxStreams {
 		return usagef("--streams %d: want 1 to %d", *streams, parallel.MaxStreams)
@@ -150,11 +150,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		cfg.BytesPerSecond = int64(bw)
 	}
 	if *sizeS != "" {
-		size, err := humanize.ParseBytes(*sizeS)
-		if err != nil || size == 0 || size > 1<<60 {
-			return usagef("--size %q: want a size, e.g. 10GiB", *sizeS)
+		if cfg.Size, err = parseImageSize("size", *sizeS); err != nil {
+			return err
 		}
-		cfg.Size = int64(size)
 	}
 	if err := clientAuth(&cfg.Client, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
 		return err

@@ -22,16 +22,18 @@ func init() {
 
 // clientFlags are the connection flags of sync, verify and recover.
 type clientFlags struct {
-	addr, task                  *string
+	addr, from, task            *string
 	streams                     *int
 	compress                    *string
 	tlsCert, tlsKey, ca, pskKey *string
 	insecure                    *bool
 }
 
-func addClientFlags(fs *pflag.FlagSet, addrFlag string) clientFlags {
+// The server is --to for every command; recover also takes --from, its
+// old name.
+func addClientFlags(fs *pflag.FlagSet) clientFlags {
 	return clientFlags{
-		addr:     fs.String(addrFlag, "", "server address, host:port"),
+		addr:     fs.String("to", "", "server address, host:port"),
 		task:     fs.String("task", "", "task name on the server"),
 		streams:  fs.Int("streams", parallel.DefaultStreams, "parallel TCP streams"),
 		compress: fs.String("compress", "none", "compress frames: zstd or none"),
@@ -43,11 +45,23 @@ func addClientFlags(fs *pflag.FlagSet, addrFlag string) clientFlags {
 	}
 }
 
+// addFromAlias adds --from, the old name of --to (recover).
+func (f *clientFlags) addFromAlias(fs *pflag.FlagSet) {
+	f.from = fs.String("from", "", "the same as --to")
+	fs.MarkHidden("from")
+}
+
 // config checks the flags and returns the client configuration.
-func (f clientFlags) config(addrFlag string) (string, parallel.ClientConfig, error) {
+func (f clientFlags) config() (string, parallel.ClientConfig, error) {
 	var c parallel.ClientConfig
-	if *f.addr == "" || *f.task == "" {
-		return "", c, usagef("--%s and --task are required", addrFlag)
+	if f.from != nil && *f.from != "" {
+		if *f.addr != "" && *f.addr != *f.from {
+			return "", c, usagef("--to %q and --from %q: give the server once", *f.addr, *f.from)
+		}
+		*f.addr = *f.from
+	}
+	if err := checkServer("to", *f.addr, *f.task); err != nil {
+		return "", c, err
 	}
 	if *f.streams < 1 || *f.streams > parallel.MaxStreams {
 		return "", c, usagef("--streams %d: want 1 to %d", *f.streams, parallel.MaxStreams)
@@ -132,7 +146,7 @@ device's state whatever was written during the sync.
 
 Progress goes to stderr when stdout and stderr are terminals; the summary to
 stdout.`)
-	cf := addClientFlags(fs, "to")
+	cf := addClientFlags(fs)
 	bf := addBlockFlags(fs, blocksync.DefaultSyncGranularity, "unit of reading and scheduling, a power of two",
 		"unit of comparison and transfer, a power of two from 512 bytes", "blocks read at once")
 	var (
@@ -152,7 +166,7 @@ stdout.`)
 	if fs.NArg() != 1 {
 		return usagef("want one SOURCE, got %d arguments", fs.NArg())
 	}
-	addr, client, err := cf.config("to")
+	addr, client, err := cf.config()
 	if err != nil {
 		return err
 	}

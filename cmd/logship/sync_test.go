@@ -353,7 +353,7 @@ func TestSyncUsage(t *testing.T) {
 		{[]string{"verify", "x", "--to", "127.0.0.1:1", "--task", "t", "--insecure", "--dm-name", "lw"}, 2, "--at-mark and --dm-name go together"},
 		{[]string{"verify", "x", "y", "--to", "127.0.0.1:1", "--task", "t", "--insecure"}, 2, "want one SOURCE"},
 		{[]string{"recover", "--help"}, 0, "O_EXCL"},
-		{[]string{"recover", "x", "--task", "t", "--insecure"}, 2, "--from and --task are required"},
+		{[]string{"recover", "x", "--task", "t", "--insecure"}, 2, "--to and --task are required"},
 		{[]string{"recover", "--from", "127.0.0.1:1", "--task", "t", "--insecure", "--progress", "sometimes", "x"}, 2, "--progress"},
 	} {
 		r := logship(t, tc.args...)

@@ -43,7 +43,7 @@ paused; the comparison means "the image equals SOURCE as of the mark" only
 if nothing writes to SOURCE after the mark: use --freeze on a mounted file
 system (its writers wait while verify reads), or an unmounted, quiet
 device.`)
-	cf := addClientFlags(fs, "to")
+	cf := addClientFlags(fs)
 	bf := addBlockFlags(fs, blocksync.DefaultVerifyGranularity, "unit of reading, a power of two",
 		"size of the pieces compared and reported, a power of two from 512 bytes", "blocks read at once")
 	var (
@@ -60,7 +60,7 @@ device.`)
 	if fs.NArg() != 1 {
 		return usagef("want one SOURCE, got %d arguments", fs.NArg())
 	}
-	addr, client, err := cf.config("to")
+	addr, client, err := cf.config()
 	if err != nil {
 		return err
 	}
