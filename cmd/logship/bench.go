@@ -61,7 +61,7 @@ streams, one line per link model.`)
 	var (
 		journalF  = fs.String("journal", "", "journal file to ship")
 		workload  = fs.String("workload", "", "synthetic workload: seq, rand4k or fs")
-		sizeS     = fs.String("size", "1GiB", "payload bytes of the synthetic workload")
+		sizeS     = fs.String("size", sizeDefault(1<<30), "payload bytes of the synthetic workload")
 		deviceS   = fs.String("device", "", "device size of seq and rand4k (default: --size)")
 		shapeF    = fs.String("shape", defaultShape(), "kernel journal the fs workload repeats (.zst is decompressed)")
 		compr     = fs.Float64("compressible", 0.5, "fraction of zeros in each 4 KiB block of seq and rand4k payloads")

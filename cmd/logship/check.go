@@ -76,6 +76,37 @@ func parseImageSize(flag, s string) (int64, error) {
 	return int64(n), nil
 }
 
-// sizeDefault prints a default size in help texts, one way: IEC units with
-// a space ("64 MiB").
-func sizeDefault(n int64) string { return humanize.IBytes(uint64(n)) }
+// sizeDefault prints a size in help texts and messages, one way: IEC
+// units with a space, exact when the size is a whole number of a unit
+// ("64 MiB", "1 MiB", "512 B"), else rounded ("1.5 MiB").
+func sizeDefault(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	if n <= 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	i, v := 0, n
+	for v%1024 == 0 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 1024 {
+		return fmt.Sprintf("%d %s", v, units[i])
+	}
+	return humanize.IBytes(uint64(n))
+}
+
+// check refuses negative positions and counts (replay, inspect).
+func (s *stopFlags) check() error {
+	switch {
+	case s.startEntry < 0:
+		return usagef("--start-entry %d: want 0 or more", s.startEntry)
+	case s.stop.Limit < 0:
+		return usagef("--limit %d: want 0 (no limit) or more", s.stop.Limit)
+	}
+	return nil
+}
+
+// warnCredit: serve warns below this credit, which a kernel's largest
+// writes need (a window holds whole entries). It does not refuse less:
+// tests and small sources run with less.
+const warnCredit = 4 << 20

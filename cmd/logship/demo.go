@@ -139,6 +139,7 @@ the data disk the kernel wrote. Exit status 1 if they differ.`)
 	fmt.Fprintf(e.stdout, "shipped: %d entries in %d windows, %s of entries (%s on the wire) over %d streams in %v (%s/s)\n",
 		st.Entries, st.Windows, humanize.IBytes(uint64(st.Bytes)), humanize.IBytes(uint64(st.WireBytes)), st.Streams,
 		st.Elapsed.Round(time.Millisecond), humanize.IBytes(uint64(float64(st.Bytes)/max(secs, 1e-9))))
+	fmt.Fprintf(e.stdout, "  (a window is the run of entries up to a FLUSH, FUA or MARK: the server applies windows whole and in order, so its image is always a state the disk could have been in after a crash)\n")
 	image := filepath.Join(srvDir, "demo", "image")
 	fmt.Fprintf(e.stdout, "image: %s (%s), durable up to entry %d (window %d)\n", image, humanize.IBytes(uint64(size)), st.Durable.NextEntry, st.Durable.NextWindow)
 
@@ -167,8 +168,19 @@ the data disk the kernel wrote. Exit status 1 if they differ.`)
 	if !same || sum != wantSum {
 		return checkFailed{"the image differs from the reference"}
 	}
+	fmt.Fprint(e.stdout, demoNext)
 	return nil
 }
+
+// demoNext is what the demo suggests trying after it.
+const demoNext = `
+Next, with a server of your own (docs/production.md has the whole setup):
+  logship serve --listen 127.0.0.1:7000 --dir /tmp/logship-srv --insecure
+  logship ship JOURNAL --to 127.0.0.1:7000 --task db --insecure --progress always
+  logship status --to 127.0.0.1:7000 --insecure
+  logship inspect --windows JOURNAL         the windows of a journal
+  logship help COMMAND                      any command's flags
+`
 
 func yesNo(b bool) string {
 	if b {

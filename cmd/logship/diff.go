@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/dustin/go-humanize"
 
@@ -28,13 +29,17 @@ two snapshots into a replayable journal. Memory is bounded by --chunk.`)
 		out    = fs.StringP("output", "o", "", "the journal to write (required)")
 		ss     = fs.Int("sector-size", 4096, "journal sector size: the granularity of the comparison (512..65536, a power of two)")
 		label  = fs.String("mark", "diff", "label of the mark at the end")
-		chunkS = fs.String("chunk", "4MiB", "bytes read from each image at a time")
+		chunkS = fs.String("chunk", sizeDefault(4<<20), "bytes read from each image at a time")
 	)
+	pf := addProgressFlags(fs, "print nothing on success (no progress either)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 || *out == "" {
 		return usagef("want OLD NEW -o DELTA")
+	}
+	if err := pf.check(); err != nil {
+		return err
 	}
 	if !journal.ValidSectorSize(*ss) {
 		return usagef("--sector-size %d: want a power of two from 512 to 65536", *ss)
@@ -72,7 +77,12 @@ two snapshots into a replayable journal. Memory is bounded by --chunk.`)
 	if err != nil {
 		return err
 	}
-	st, err := snapdiff.Diff(ctx, w, oldD, newD, oldD.Size(), int64(chunk))
+	var read atomic.Int64
+	stop := pf.start(e, "diff", bytesUnit, func() (int64, int64, string) {
+		return read.Load(), newD.Size(), "compared"
+	})
+	st, err := snapdiff.Diff(ctx, w, oldD, readCounter{newD, &read}, oldD.Size(), int64(chunk))
+	stop()
 	if err != nil {
 		return err
 	}
@@ -80,6 +90,9 @@ two snapshots into a replayable journal. Memory is bounded by --chunk.`)
 		if err != nil {
 			return fmt.Errorf("%s: %w", *out, err)
 		}
+	}
+	if *pf.quiet {
+		return nil
 	}
 	fmt.Fprintf(e.stderr, "%s: %d entries: %s written, %s discarded\n", *out, w.Entries(),
 		humanize.IBytes(uint64(st.Written)), humanize.IBytes(uint64(st.Discarded)))

@@ -83,14 +83,17 @@ walk never meets is an error (exit 3) once the rest is printed.`)
 		asJSON  = fs.Bool("json", false, "one JSON object per line")
 		windows = fs.Bool("windows", false, "print the window summary instead of entries")
 		find    = fs.Bool("find", false, "print the index of the entry that meets the stop condition (replay-log --find)")
-		maxEnt  = fs.Int("window-entries", 0, "window cap in entries (default barrier.DefaultMaxEntries)")
-		maxB    = fs.String("window-bytes", "", "window cap in payload bytes, e.g. 16MiB (default barrier.DefaultMaxBytes)")
+		maxEnt  = fs.Int("window-entries", barrier.DefaultMaxEntries, "window cap in entries")
+		maxB    = fs.String("window-bytes", sizeDefault(barrier.DefaultMaxBytes), "window cap in payload bytes")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	j, err := openJournal(fs.Arg(0))
 	if err != nil {
@@ -133,16 +136,23 @@ walk never meets is an error (exit 3) once the rest is printed.`)
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "journal %s: version %d, sector size %d, %d entries, %s\n",
-			j.path, journal.Version, sb.SectorSize, sb.NrEntries, humanize.IBytes(uint64(j.size)))
+		how := ""
+		if j.compressed != "" {
+			how = " (" + j.compressed + "-compressed file, decompressed)"
+		}
+		fmt.Fprintf(out, "journal %s: version %d, sector size %d, %d entries, %s%s\n",
+			j.path, journal.Version, sb.SectorSize, sb.NrEntries, humanize.IBytes(uint64(j.size)), how)
 	}
 
 	var limits barrier.Limits
 	limits.MaxEntries = *maxEnt
+	if *maxEnt < 1 {
+		return usagef("--window-entries %d: want at least 1", *maxEnt)
+	}
 	if *maxB != "" {
 		n, err := humanize.ParseBytes(*maxB)
-		if err != nil {
-			return usagef("--window-bytes: %v", err)
+		if err != nil || n == 0 {
+			return usagef("--window-bytes %q: want a size", *maxB)
 		}
 		limits.MaxBytes = int64(n)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"github.com/logship/logship/devio"
 )
@@ -25,6 +26,15 @@ every entry logged up to the mark. LABEL is one word, at most 479 bytes.`)
 	}
 	if *dmName == "" {
 		return usagef("--dm-name is required")
+	}
+	label := fs.Arg(0)
+	switch {
+	case label == "":
+		return usagef("the LABEL is empty")
+	case len(label) > devio.MaxMarkLabel:
+		return usagef("LABEL of %d bytes: at most %d", len(label), devio.MaxMarkLabel)
+	case strings.ContainsAny(label, " \t\n\r\v\f\x00"):
+		return usagef("LABEL %q is not one word: the target takes a label without white space", label)
 	}
 	return devio.Mark(*dmName, fs.Arg(0))
 }

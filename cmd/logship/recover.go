@@ -64,14 +64,10 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
 		return err
 	}
-	show, err := pf.show(e)
-	if err != nil {
+	if err := pf.check(); err != nil {
 		return err
 	}
-	stop := func() {}
-	if show {
-		stop = startProgress(e.stderr, "recover: compared", "received", cfg.Progress)
-	}
+	stop := pf.startBlocks(e, "recover", "received", cfg.Progress)
 	st, err := blocksync.Recover(ctx, cfg)
 	stop()
 	if errors.Is(err, devio.ErrBusy) {

@@ -89,13 +89,20 @@ log replays everything), a start past the end, a TARGET too small. With an
 		fsck      = fs.String("fsck", "", "command run at each --check point; {} is TARGET")
 		par       = fs.Int("parallel", 8, "concurrent writes inside a window")
 		direct    = fs.Bool("direct", false, "write TARGET with O_DIRECT")
-		quiet     = fs.BoolP("quiet", "q", false, "print nothing on success")
 	)
+	pf := addProgressFlags(fs, "print nothing on success (no progress either)")
+	quiet := pf.quiet
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usagef("want JOURNAL and TARGET, got %d arguments", fs.NArg())
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	if (*check == "") != (*fsck == "") {
 		return usagef("--check and --fsck go together")
@@ -150,6 +157,10 @@ log replays everything), a start past the end, a TARGET too small. With an
 	}
 	t0 := time.Now()
 	p := replay.New(j.r, dev, replay.Options{Parallel: *par, NoDiscard: *noDiscard})
+	j.read.Store(0) // the first pass read the headers
+	stopProgress := pf.start(e, "replay", bytesUnit, func() (int64, int64, string) {
+		return j.read.Load(), j.size, "of the journal read"
+	})
 	st, err := p.Run(ctx, sf.stop, cut, func(en journal.Entry) error {
 		if *fsck == "" || !cp.hit(en, en.Index-start+1) {
 			return nil
@@ -159,6 +170,7 @@ log replays everything), a start past the end, a TARGET too small. With an
 		}
 		return runCheck(ctx, e, *fsck, target, en)
 	})
+	stopProgress()
 	if err != nil {
 		return j.wrap(err)
 	}

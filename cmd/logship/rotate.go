@@ -56,7 +56,7 @@ Prints what it did; with --json one object. Exit status 3 when refused.`)
 		insecure = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		force    = fs.Bool("force", false, "rotate even if the next log holds a journal the server may not have")
 		wait     = fs.Duration("wait", 0, "keep checking with the server this long for the next log to be shipped")
-		zero     = fs.String("zero", "1MiB", "how much of the next log's start to zero")
+		zero     = fs.String("zero", sizeDefault(1<<20), "how much of the next log's start to zero")
 		jsonOut  = fs.Bool("json", false, "print the result as a JSON object")
 	)
 	if err := parse(fs, args); err != nil {

@@ -72,12 +72,12 @@ still has it. docs/production.md has the procedure.`)
 		clientCA  = fs.String("client-ca", "", "CA certificates that sign client certificates (PEM)")
 		pskFile   = fs.String("psk-file", "", "file holding the pre-shared key, or NAME:KEY lines, one per client (mode 0600)")
 		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
-		creditS   = fs.String("credit", "64MiB", "bytes of windows a session may have in flight (server memory per session)")
+		creditS   = fs.String("credit", sizeDefault(64<<20), "bytes of windows a session may have in flight (server memory per session)")
 		retain    = fs.Bool("retain", false, "keep the staging logs after they are checkpointed: the task's history, for recover --at MARK")
 		syncEach  = fs.Bool("sync-per-window", false, "apply and sync every window before acking it, without a staging log")
 		par       = fs.Int("parallel", replica.DefaultParallel, "concurrent writes inside a window")
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
-		rotateS   = fs.String("staging-rotate", humanize.IBytes(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
+		rotateS   = fs.String("staging-rotate", sizeDefault(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
 		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s, at most 60s)")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port, or :port for the --listen host), at /metrics")
 		metricsOK = fs.Bool("metrics-public", false, "allow --metrics on an address that is not loopback (task names and sizes are then readable by anyone who can reach it)")
@@ -220,8 +220,12 @@ still has it. docs/production.md has the procedure.`)
 	if *syncEach {
 		mode = "sync per window"
 	}
-	log.Info(fmt.Sprintf("listening on %s (dir %s, %s, credit %s)", l.Addr(), *dir, mode, humanize.IBytes(credit)),
+	log.Info(fmt.Sprintf("listening on %s (dir %s, %s, credit %s)", l.Addr(), *dir, mode, sizeDefault(int64(credit))),
 		"addr", l.Addr().String(), "dir", *dir, "mode", mode, "credit", credit)
+	if credit < warnCredit {
+		// A window must hold a whole entry: a larger write is refused.
+		log.Warn(fmt.Sprintf("--credit %s: a source's write of about %s or more cannot be shipped (a window must hold a whole entry); kernels write up to a few MiB at once", sizeDefault(int64(credit)), sizeDefault(int64(credit)-64<<10)))
+	}
 	err = srv.Serve(ctx, l)
 	l.Close()
 	log.Info("stopped")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -81,13 +80,13 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
 		winEnt    = fs.Int("window-entries", barrier.DefaultMaxEntries, "most entries in a window")
-		winBytesS = fs.String("window-bytes", humanize.IBytes(barrier.DefaultMaxBytes), "most payload bytes in a window (also capped at a quarter of the server's credit)")
+		winBytesS = fs.String("window-bytes", sizeDefault(barrier.DefaultMaxBytes), "most payload bytes in a window (also capped at a quarter of the server's credit)")
 		direct    = fs.Bool("direct", false, "read a journal file with O_DIRECT too (a device always is)")
-		progress  = fs.String("progress", "auto", "progress on stderr: auto (when a terminal), always or never")
 		jsonOut   = fs.Bool("json", false, "print the summary as a JSON object")
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens (sessions, positions) on stderr")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port), at /metrics")
 	)
+	pf := addProgressFlags(fs)
 	ff := addFollowFlags(fs) // shipfollow.go
 	lf := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -157,15 +156,8 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if err := clientAuth(&cfg.Client, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
 		return err
 	}
-	showProgress := false
-	switch *progress {
-	case "auto":
-		showProgress = isTerminal(e.stderr)
-	case "always":
-		showProgress = true
-	case "never":
-	default:
-		return usagef("--progress %q: want auto, always or never", *progress)
+	if err := pf.check(); err != nil {
+		return err
 	}
 	if cfg.Log, err = lf.logger(e.stderr, *verbose); err != nil {
 		return err
@@ -201,7 +193,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		}()
 	}
 	if ff.on() {
-		return runFollow(ctx, e, cfg, ff, fs.Arg(0), showProgress, *jsonOut, sm)
+		return runFollow(ctx, e, cfg, ff, fs.Arg(0), pf, *jsonOut, sm)
 	}
 	s, err := source.New(cfg)
 	if err != nil {
@@ -210,16 +202,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if sm != nil {
 		sm.setStats(s.Stats, nil)
 	}
-	var (
-		wg   sync.WaitGroup
-		stop = make(chan struct{})
-	)
-	if showProgress {
-		wg.Go(func() { showShipProgress(e.stderr, s.Stats, stop) })
-	}
+	stop := shipProgress(e, pf, s.Stats, *follow)
 	st, err := s.Run(ctx)
-	close(stop)
-	wg.Wait()
+	stop()
 	stopped := err != nil && *follow && errors.Is(err, context.Canceled)
 	if err != nil && !stopped {
 		if st.Windows > 0 || st.Durable.NextEntry > 0 {
@@ -274,28 +259,22 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-// showShipProgress redraws one line on w twice a second until stop.
-func showShipProgress(w io.Writer, stats func() source.Stats, stop <-chan struct{}) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	var lastBytes int64
-	last := time.Now()
-	for {
-		select {
-		case <-stop:
-			fmt.Fprint(w, "\r\033[K")
-			return
-		case now := <-t.C:
-			st := stats()
-			rate := float64(st.Bytes-lastBytes) / now.Sub(last).Seconds()
-			lastBytes, last = st.Bytes, now
-			fmt.Fprintf(w, "\r\033[K%s sent, %s/s, %d entries, %d windows, durable to entry %d, %d streams",
-				humanize.IBytes(uint64(st.Bytes)), humanize.IBytes(uint64(max(rate, 0))), st.Entries, st.Windows, st.Durable.NextEntry, st.Streams)
-			if st.Reconnects > 0 {
-				fmt.Fprintf(w, ", %d reconnects", st.Reconnects)
-			}
+// shipProgress draws the progress of a ship: journal bytes read of the
+// journal's size (unknown when following a live log) and how far the
+// server's durable position is.
+func shipProgress(e *env, pf progressFlags, stats func() source.Stats, follow bool) (stop func()) {
+	return pf.start(e, "ship", bytesUnit, func() (int64, int64, string) {
+		st := stats()
+		total := st.LogSize
+		if follow {
+			total = 0
 		}
-	}
+		extra := fmt.Sprintf("%d entries, durable to entry %d", st.Entries, st.Durable.NextEntry)
+		if st.Reconnects > 0 {
+			extra += fmt.Sprintf(", %d reconnects", st.Reconnects)
+		}
+		return st.ReadOffset, total, extra
+	})
 }
 
 func printShipSummary(w io.Writer, st source.Stats, asJSON bool, state string) {

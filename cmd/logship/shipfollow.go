@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -104,7 +103,7 @@ func (f followFlags) check(follow bool, dmName, arg string) error {
 	return nil
 }
 
-func runFollow(ctx context.Context, e *env, cfg source.Config, ff followFlags, arg string, showProgress, jsonOut bool, sm *shipMetrics) error {
+func runFollow(ctx context.Context, e *env, cfg source.Config, ff followFlags, arg string, pf progressFlags, jsonOut bool, sm *shipMetrics) error {
 	fc := source.FollowConfig{Ship: cfg, Logs: ff.logList(arg), ResyncOnGap: *ff.resync, SuccessorWait: *ff.wait}
 	if *ff.rotateAt != "" {
 		fc.RotateAt, _ = parseFraction(*ff.rotateAt)
@@ -117,16 +116,9 @@ func runFollow(ctx context.Context, e *env, cfg source.Config, ff followFlags, a
 	if sm != nil {
 		sm.setStats(stats, func() (int64, int64) { st := f.Stats(); return st.Rotations, st.Resyncs })
 	}
-	var (
-		wg   sync.WaitGroup
-		stop = make(chan struct{})
-	)
-	if showProgress {
-		wg.Go(func() { showShipProgress(e.stderr, stats, stop) })
-	}
+	stop := shipProgress(e, pf, stats, true)
 	st, err := f.Run(ctx)
-	close(stop)
-	wg.Wait()
+	stop()
 	stopped := err != nil && errors.Is(err, context.Canceled)
 	state := "done"
 	switch {

@@ -90,8 +90,8 @@ type blockFlags struct {
 // --parallel, with the command's help texts.
 func addBlockFlags(fs *pflag.FlagSet, granularity int64, bsHelp, gHelp, parHelp string) blockFlags {
 	return blockFlags{
-		blockSize:   fs.String("block-size", humanize.IBytes(blocksync.DefaultBlockSize), bsHelp),
-		granularity: fs.String("granularity", humanize.IBytes(uint64(granularity)), gHelp),
+		blockSize:   fs.String("block-size", sizeDefault(blocksync.DefaultBlockSize), bsHelp),
+		granularity: fs.String("granularity", sizeDefault(granularity), gHelp),
 		parallel:    fs.Int("parallel", blocksync.DefaultParallel, parHelp),
 	}
 }
@@ -189,8 +189,7 @@ stdout.`)
 	if *retryFor == 0 {
 		cfg.RetryFor = -1
 	}
-	show, err := pf.show(e)
-	if err != nil {
+	if err := pf.check(); err != nil {
 		return err
 	}
 	level := slog.LevelInfo
@@ -198,10 +197,7 @@ stdout.`)
 		level = slog.LevelDebug
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	stop := func() {}
-	if show {
-		stop = startProgress(e.stderr, "sync: scanned", "sent", cfg.Progress)
-	}
+	stop := pf.startBlocks(e, "sync", "sent", cfg.Progress)
 	st, err := blocksync.Sync(ctx, cfg)
 	stop()
 	if err != nil {

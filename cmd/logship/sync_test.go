@@ -375,10 +375,18 @@ func TestSyncUsage(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
-	got := progressLine("sync: scanned", "sent", 1<<30, 4<<30, 10<<20, 10*time.Second)
-	want := "sync: scanned 1.0 GiB of 4.0 GiB (25.0%), 102 MiB/s, ETA 30s, 10 MiB sent"
-	if got != want {
-		t.Fatalf("%q\nwant %q", got, want)
+	for _, tc := range []struct {
+		done, total int64
+		u           unit
+		extra, want string
+	}{
+		{1 << 30, 4 << 30, bytesUnit, "10 MiB sent", "sync: 1.0 GiB of 4.0 GiB (25.0%), 102 MiB/s, ETA 30s, 10 MiB sent"},
+		{100, 400, countUnit("points"), "", "sync: 100 points of 400 points (25.0%), 10 points/s, ETA 30s"},
+		{1 << 30, 0, bytesUnit, "", "sync: 1.0 GiB, 102 MiB/s"},
+	} {
+		if got := progressLine("sync", tc.done, tc.total, tc.u, 10*time.Second, tc.extra); got != tc.want {
+			t.Errorf("%q\nwant %q", got, tc.want)
+		}
 	}
 }
 

@@ -75,14 +75,10 @@ device.`)
 	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
 		return err
 	}
-	show, err := pf.show(e)
-	if err != nil {
+	if err := pf.check(); err != nil {
 		return err
 	}
-	stop := func() {}
-	if show {
-		stop = startProgress(e.stderr, "verify: compared", "of digests", cfg.Progress)
-	}
+	stop := pf.startBlocks(e, "verify", "of digests", cfg.Progress)
 	res, err := blocksync.Verify(ctx, cfg)
 	stop()
 	if err != nil {
