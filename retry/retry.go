@@ -120,10 +120,15 @@ func remoteKind(c parallel.Code) Kind {
 // Waiting is the line a client logs before it tries again: what went
 // wrong, in words that say which of the transient kinds it is, and how
 // long it keeps trying ("cannot connect to ADDR: connection refused;
-// retrying for 4m59s").
+// retrying for 4m59s"; "lost the connection to ADDR: ...; reconnecting
+// for 4m59s").
 func Waiting(addr string, err error, left time.Duration) string {
 	left = left.Round(time.Second)
-	return fmt.Sprintf("%s; retrying for %v", Describe(addr, err), left)
+	verb := "retrying"
+	if Classify(err) == Lost {
+		verb = "reconnecting"
+	}
+	return fmt.Sprintf("%s; %s for %v", Describe(addr, err), verb, left)
 }
 
 // Describe words a failure of a session with the server at addr.

@@ -93,3 +93,11 @@ func TestWaiting(t *testing.T) {
 		t.Errorf("GaveUp: %v", g)
 	}
 }
+
+func TestWaitingLost(t *testing.T) {
+	err := &parallel.StreamError{Stream: 2, Op: "read", Err: syscall.ECONNRESET}
+	want := "lost the connection to h:1: stream 2: read: connection reset by peer; reconnecting for 10s"
+	if got := Waiting("h:1", err, 10*time.Second); got != want {
+		t.Errorf("Waiting = %q, want %q", got, want)
+	}
+}

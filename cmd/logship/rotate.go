@@ -71,6 +71,11 @@ Prints what it did; with --json one object. Exit status 3 when refused.`)
 	if (*to == "") != (*task == "") {
 		return usagef("--to and --task go together")
 	}
+	if *to != "" {
+		if err := checkServer("to", *to, *task); err != nil {
+			return err
+		}
+	}
 	zb, err := humanize.ParseBytes(*zero)
 	zeroBytes := int64(zb)
 	if err != nil || zeroBytes < 4096 || zb > 1<<40 {
