@@ -185,6 +185,11 @@ func Text(err error) string {
 	if err == nil {
 		return ""
 	}
+	var gu *GaveUp
+	var oe *net.OpError
+	if k := Classify(err); (k == Unreachable || k == NoAnswer) && !errors.As(err, &gu) && errors.As(err, &oe) && oe.Addr != nil {
+		return Describe(oe.Addr.String(), err) // a one-shot call (status) that could not connect
+	}
 	s := err.Error()
 	var re *parallel.RemoteError
 	if errors.As(err, &re) {

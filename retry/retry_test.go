@@ -59,6 +59,8 @@ func TestText(t *testing.T) {
 		{err: mismatch, want: `task "db": MISMATCH: task db is 64 MiB`, wantNot: []string{"261", "replica:", "parallel:"}},
 		{err: noTask, want: `task "x": NO_TASK: no such task: x (sync the device to it first)`, wantNot: []string{"open with a size"}},
 		{err: fmt.Errorf("source: %w", fmt.Errorf("devio: read /dev/x: %w", errors.New("EIO"))), want: "read /dev/x: EIO"},
+		{err: &parallel.StreamError{Op: "dial", Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: syscall.ECONNREFUSED}},
+			want: "cannot connect to 127.0.0.1:9: connection refused"},
 	}
 	for _, tt := range tests {
 		got := Text(tt.err)

@@ -110,3 +110,14 @@ func (s *stopFlags) check() error {
 // writes need (a window holds whole entries). It does not refuse less:
 // tests and small sources run with less.
 const warnCredit = 4 << 20
+
+// checkStatusFlags checks status's --to and its optional --task.
+func checkStatusFlags(addr, task string) error {
+	if err := checkAddr("to", addr); err != nil {
+		return err
+	}
+	if task != "" {
+		return checkTask(task)
+	}
+	return nil
+}

@@ -111,6 +111,13 @@ func TestUnreachableSaysCannotConnect(t *testing.T) {
 	if !strings.HasPrefix(last, "logship ship: cannot connect to "+addr) || strings.Contains(r.stderr, "connection lost") {
 		t.Errorf("final message %q, want cannot connect:\n%s", last, r.stderr)
 	}
+	// status asks once.
+	if r := quick(t, "status", "--to", addr, "--insecure"); r.code != 3 || r.stderr != "logship status: cannot connect to "+addr+": connection refused\n" {
+		t.Errorf("status: exit %d, %q", r.code, r.stderr)
+	}
+	if r := quick(t, "status", "--to", "127.0.0.1", "--insecure"); r.code != 2 || !strings.Contains(r.stderr, "no port") {
+		t.Errorf("status without a port: exit %d, %q", r.code, r.stderr)
+	}
 }
 
 func TestVersionAndHelp(t *testing.T) {

@@ -104,6 +104,9 @@ log replays everything), a start past the end, a TARGET too small. With an
 	if err := sf.check(); err != nil {
 		return err
 	}
+	if *par < 1 || *par > 1024 {
+		return usagef("--parallel %d: want 1 to 1024", *par)
+	}
 	if (*check == "") != (*fsck == "") {
 		return usagef("--check and --fsck go together")
 	}

@@ -63,6 +63,9 @@ reached, --task names no task, or --wait-caught-up timed out.`)
 	if *to == "" {
 		return usagef("--to is required")
 	}
+	if err := checkStatusFlags(*to, *task); err != nil {
+		return err
+	}
 	cfg := parallel.ClientConfig{Streams: 1}
 	if err := clientAuth(&cfg, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
 		return err
