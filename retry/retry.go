@@ -70,6 +70,7 @@ func (k Kind) Transient() bool { return k != Permanent }
 func Classify(err error) Kind {
 	var re *parallel.RemoteError
 	var se *parallel.StreamError
+	var fe *parallel.FrameError
 	var ae *net.AddrError
 	var pe *net.ParseError
 	switch {
@@ -77,6 +78,8 @@ func Classify(err error) Kind {
 		return Permanent
 	case errors.As(err, &re):
 		return remoteKind(re.Code)
+	case errors.As(err, &fe) && !errors.Is(err, parallel.ErrAuth) && !errors.Is(err, parallel.ErrVersion):
+		return Lost // a frame damaged or out of place on the way: a new session may get past it
 	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrVersion), errors.Is(err, parallel.ErrInsecure),
 		errors.Is(err, parallel.ErrForbidden), errors.Is(err, parallel.ErrWrongSide), errors.Is(err, parallel.ErrWindowOrder),
 		errors.Is(err, parallel.ErrWindowTooLarge), errors.Is(err, parallel.ErrFrameTooLarge):
@@ -111,7 +114,7 @@ func remoteKind(c parallel.Code) Kind {
 	switch c {
 	case parallel.CodeBusy:
 		return Busy
-	case parallel.CodeAuth, parallel.CodeVersion, parallel.CodeForbidden, parallel.CodeUnsupported, parallel.CodeTooLarge:
+	case parallel.CodeAuth, parallel.CodeVersion, parallel.CodeForbidden, parallel.CodeUnsupported:
 		return Permanent
 	}
 	return Lost // the session broke (a frame lost or damaged on the way, a timeout)

@@ -37,6 +37,12 @@ func TestClassify(t *testing.T) {
 		{"no port", fmt.Errorf("parallel: %w", &net.AddrError{Err: "missing port in address", Addr: "h"}), Permanent},
 		{"task name", fmt.Errorf("%w: task name %q", parallel.ErrMalformed, "a/b"), Permanent},
 		{"frame damaged", &parallel.StreamError{Op: "read", Err: &parallel.FrameError{Err: parallel.ErrChecksum}}, Lost},
+		{"frame malformed", &parallel.FrameError{Stream: 1, Err: fmt.Errorf("%w: bad magic", parallel.ErrMalformed)}, Lost},
+		{"frame too large", &parallel.FrameError{Stream: 1, Err: parallel.ErrFrameTooLarge}, Lost},
+		{"send too large", fmt.Errorf("%w: 9 MiB", parallel.ErrFrameTooLarge), Permanent},
+		{"window too large", fmt.Errorf("%w: split it", parallel.ErrWindowTooLarge), Permanent},
+		{"insecure", fmt.Errorf("%w: refusing to dial", parallel.ErrInsecure), Permanent},
+		{"unknown", errors.New("something odd"), Lost},
 		{"canceled", context.Canceled, Permanent},
 	}
 	for _, tt := range tests {
