@@ -188,12 +188,15 @@ func Text(err error) string {
 	if err == nil {
 		return ""
 	}
-	var gu *GaveUp
-	var oe *net.OpError
-	if k := Classify(err); (k == Unreachable || k == NoAnswer) && !errors.As(err, &gu) && errors.As(err, &oe) && oe.Addr != nil {
-		return Describe(oe.Addr.String(), err) // a one-shot call (status) that could not connect
-	}
 	s := err.Error()
+	var gu *GaveUp
+	var se *parallel.StreamError
+	var oe *net.OpError
+	if !errors.As(err, &gu) && errors.As(err, &se) && (se.Op == "dial" || se.Op == "handshake") && errors.As(se, &oe) && oe.Addr != nil {
+		// A one-shot call (status) that could not connect: say so, in
+		// whatever context the caller gave.
+		s = strings.Replace(s, se.Error(), Describe(oe.Addr.String(), se), 1)
+	}
 	var re *parallel.RemoteError
 	if errors.As(err, &re) {
 		msg := re.Msg

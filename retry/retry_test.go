@@ -67,6 +67,8 @@ func TestText(t *testing.T) {
 		{err: fmt.Errorf("source: %w", fmt.Errorf("devio: read /dev/x: %w", errors.New("EIO"))), want: "read /dev/x: EIO"},
 		{err: &parallel.StreamError{Op: "dial", Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: syscall.ECONNREFUSED}},
 			want: "cannot connect to 127.0.0.1:9: connection refused"},
+		{err: fmt.Errorf("not caught up within 2s: %w", &parallel.StreamError{Op: "dial", Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: syscall.ECONNREFUSED}}),
+			want: "not caught up within 2s: cannot connect to 127.0.0.1:9: connection refused"},
 	}
 	for _, tt := range tests {
 		got := Text(tt.err)
