@@ -42,6 +42,8 @@ type Request struct {
 	Read *Read `json:"read,omitempty"`
 	// OpReport.
 	Report *Report `json:"report,omitempty"`
+	// OpResize.
+	Resize *Resize `json:"resize,omitempty"`
 }
 
 // Open asks the server to open the session's task (named in the hello).
@@ -115,6 +117,9 @@ type TaskStatus struct {
 	// server makes of it (both absent before a source reported).
 	Source *Report `json:"source,omitempty"`
 	Lag    *Lag    `json:"lag,omitempty"`
+	// State is the task's state in one word (admin.go); an older server
+	// leaves it out.
+	State TaskState `json:"state,omitempty"`
 }
 
 // Status is the reply to OpStatus.

@@ -66,8 +66,16 @@ type SessionStatus struct {
 // computed by the server from the last Report of the task's source.
 type Lag struct {
 	// Entries of the source's journal not yet durable (head minus the
-	// durable position), when the report is for the durable journal.
+	// durable position), when the report is for the durable journal; -1
+	// when it is not (unknown).
 	Entries int64 `json:"entries"`
+	// ToShip and InFlight split Entries: ToShip entries the source knows
+	// to exist but has not read yet (head minus read), InFlight entries
+	// it has read (sent, or in the window it is filling) that are not yet
+	// durable (read minus the durable position). Both -1 when Entries is.
+	// An older server leaves them out.
+	ToShip   int64 `json:"to_ship"`
+	InFlight int64 `json:"in_flight"`
 	// Bytes and Seconds: Report.LagBytes and Report.LagSeconds; Seconds
 	// grows with the report's age while entries are pending.
 	Bytes   int64   `json:"bytes"`

@@ -92,8 +92,15 @@ func (srv *Server) holds(ctx context.Context, ps *parallel.Session, name string)
 
 // describe adds to ts what the server knows in memory: when the durable
 // position moved, the session holding the task (ss, or nil), the source's
-// last report and the lag it implies.
+// last report and the lag it implies, and the state word.
 func (srv *Server) describe(ts *control.TaskStatus, ss *session) {
+	rep, ok := srv.describeLag(ts, ss)
+	ts.State = stateOf(ts, ss, rep, ok) // admin.go
+}
+
+// describeLag is describe but the state; it returns the source's last
+// report, if there is one.
+func (srv *Server) describeLag(ts *control.TaskStatus, ss *session) (report, bool) {
 	now := time.Now()
 	b := &srv.book
 	b.mu.Lock()
@@ -123,14 +130,19 @@ func (srv *Server) describe(ts *control.TaskStatus, ss *session) {
 		ts.Session = s
 	}
 	if !ok {
-		return
+		return rep, false
 	}
 	r := rep.Report
 	ts.Source = &r
 	age := now.Sub(rep.at).Seconds()
-	lag := &control.Lag{Bytes: r.LagBytes, Seconds: r.LagSeconds, ReportAge: age, Entries: -1}
+	lag := &control.Lag{Bytes: r.LagBytes, Seconds: r.LagSeconds, ReportAge: age, Entries: -1, ToShip: -1, InFlight: -1}
 	if r.Journal == ts.Durable.Journal {
-		lag.Entries = max(0, r.Head-ts.Durable.NextEntry)
+		// The source has every durable entry: one that resumed with
+		// nothing to read reports 0 (no stale counters in status).
+		d := ts.Durable.NextEntry
+		r.Read = max(r.Read, d)
+		r.Head = max(r.Head, r.Read)
+		lag.Entries, lag.ToShip, lag.InFlight = r.Head-d, r.Head-r.Read, r.Read-d
 	}
 	if lag.Seconds > 0 && lag.Entries != 0 {
 		lag.Seconds += age // the entries pending then are older now
@@ -139,6 +151,7 @@ func (srv *Server) describe(ts *control.TaskStatus, ss *session) {
 		lag.Bytes, lag.Seconds = 0, 0
 	}
 	ts.Lag = lag
+	return rep, true
 }
 
 func idBytes(id [16]byte) []byte { return id[:] }

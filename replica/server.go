@@ -62,6 +62,9 @@ type Config struct {
 	// that a session naming a task it is not granted is refused at its
 	// handshake; the server checks again in every call.
 	Grants *Grants
+
+	// offline: Open recovers nothing (RemoveTask, ResizeTask).
+	offline bool
 }
 
 func (c *Config) defaults() {
@@ -138,6 +141,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if d := filepath.Clean(cfg.Dir); d != "." && d != "/" {
 		srv.dirs = append(srv.dirs, d)
 	}
+	if cfg.offline {
+		return srv, nil
+	}
 	if err := srv.recoverAll(ctx); err != nil {
 		lock.Close()
 		return nil, err
@@ -179,7 +185,7 @@ func (srv *Server) recoverAll(ctx context.Context) error {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".new-") && de.IsDir() {
+		if (strings.HasPrefix(name, ".new-") || strings.HasPrefix(name, rmPrefix)) && de.IsDir() {
 			os.RemoveAll(filepath.Join(srv.cfg.Dir, name))
 			continue
 		}
@@ -475,6 +481,8 @@ func (srv *Server) handle(ctx context.Context, ps *parallel.Session, req []byte)
 		return srv.handleBlocks(ctx, ps, r) // blocks.go
 	case control.OpReport:
 		return srv.handleReport(ctx, ps, r.Report) // report.go
+	case control.OpRemove, control.OpResize:
+		return srv.handleAdmin(ctx, ps, r) // admin.go
 	}
 	return nil, remote(fmt.Errorf("%w: unknown op %q", ErrBadRequest, r.Op))
 }

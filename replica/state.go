@@ -41,6 +41,10 @@ type State struct {
 	// commit has it; a server that removes staging logs or applies a
 	// window without one clears it for good.
 	History bool `json:"history,omitempty"`
+	// Resize, when set, is the size the image is being grown to (logship
+	// task resize): a crash came before the resize was done, and opening
+	// the task finishes it.
+	Resize int64 `json:"resize,omitempty"`
 }
 
 // Checkpoint is a place in the staging logs: the first entry recovery has
@@ -64,6 +68,8 @@ func (s *State) check() error {
 		return fmt.Errorf("sector size %d", s.SectorSize)
 	case s.Durable.NextEntry < 0:
 		return fmt.Errorf("durable entry %d", s.Durable.NextEntry)
+	case s.Resize != 0 && s.Resize < s.Size:
+		return fmt.Errorf("resize to %d, below the image size %d", s.Resize, s.Size)
 	case s.Checkpoint.Staging > 0 && s.Checkpoint.Entry < 1:
 		return fmt.Errorf("checkpoint entry %d in staging log %d", s.Checkpoint.Entry, s.Checkpoint.Staging)
 	}

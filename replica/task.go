@@ -163,6 +163,11 @@ func openTask(root, name string) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.Resize > 0 {
+		if err := finishResize(dir, &st); err != nil { // admin.go
+			return nil, err
+		}
+	}
 	p := filepath.Join(dir, imageFile)
 	img, err := devio.Open(p, devio.Options{Write: true, Exclusive: true})
 	if err != nil {
