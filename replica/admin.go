@@ -227,7 +227,9 @@ func offline(ctx context.Context, dir, name string, f func(*Server) error) error
 	if _, err := os.Stat(dir); err != nil {
 		return ioErr("stat", dir, err)
 	}
-	srv, err := Open(ctx, Config{Dir: dir, offline: true})
+	// Retain: recovery keeps the staging logs, as a server with --retain
+	// would; the next server start decides.
+	srv, err := Open(ctx, Config{Dir: dir, Retain: true, offline: true})
 	if err != nil {
 		return err
 	}
