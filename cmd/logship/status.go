@@ -22,16 +22,33 @@ func init() {
 
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "status", "--to ADDR [--task NAME] (--tls-cert F --tls-key F [--ca F] | --psk-file F | --insecure) [--json]",
-		`Asks a logship server for its tasks and prints, for each: the image size,
-the durable position (journal, entry, window) and when it last moved, the
-session shipping to it (streams, windows and bytes received), the lag of
-the image behind the source, and the last error.
+		`Asks a logship server for its tasks and prints, for each: its state in one
+word, the image size, the durable position (journal, entry, window) and
+when it last moved, the session shipping to it (streams, windows and bytes
+received), the lag of the image behind the source, and the last error.
+
+States (the first that holds; docs/protocol.md, "Task states"):
+  Corrupt   the task's state on the server is damaged; no session can open
+            it until an operator acts (docs/production.md)
+  Syncing   a session holds the task and runs a block sync (logship sync)
+  Reading   a session holds the task and only reads its image (verify, recover)
+  CaughtUp  a session ships to the task and its source's last report, made
+            in this session less than 10s ago, counts nothing not yet durable
+  Shipping  a session ships to the task, with entries to ship or in flight
+            (or no report from its source yet)
+  Error     no session holds the task and its last session failed (last error)
+  Behind    no session holds the task, its last one ended without error, but
+            its source's last report counted entries not yet durable
+  Idle      no session holds the task and nothing is known to remain
 
 The lag comes from the source: a running 'logship ship' reports every second
-how far its journal goes (entries the log holds, bytes the log-writes target
-has logged, the age of the oldest entry read and not yet durable). It is
-shown with the age of that report; without a report (no ship running, or an
-older one) the lag is unknown.
+how far its journal goes. It is shown as entries not yet durable, split into
+those TO SHIP (in the log, not yet read by the source) and those IN FLIGHT
+(read by the source, in its open window, on the wire or on the server, not
+yet durable); the log bytes from the first entry not yet durable to the end
+of the log; and the age of the oldest entry in flight; with the age of the
+report. Without a report (no ship running, or an older one) the lag is
+unknown.
 
 --wait-caught-up (with --task) waits until the ship has made durable
 everything the log-writes target had logged when the command started: a
@@ -167,11 +184,36 @@ func fetchStatus(ctx context.Context, addr string, cfg parallel.ClientConfig) (c
 	return st, nil
 }
 
+// stateWhy says in a few words what a state means, for people.
+var stateWhy = map[control.TaskState]string{
+	control.StateCorrupt:  "damaged on the server; an operator must act",
+	control.StateSyncing:  "a block sync is running",
+	control.StateReading:  "a verify or recover session reads the image",
+	control.StateCaughtUp: "shipping; everything the source reported is durable",
+	control.StateShipping: "shipping; entries remain",
+	control.StateError:    "no session; the last one failed",
+	control.StateBehind:   "no session; entries remained when it ended",
+	control.StateIdle:     "no session; nothing known to remain",
+}
+
+// stateLine is the state of ts for people (the word comes from the
+// server: through peer).
+func stateLine(ts control.TaskStatus) string {
+	if ts.State == "" {
+		return "unknown (the server does not say)"
+	}
+	if why := stateWhy[ts.State]; why != "" {
+		return fmt.Sprintf("%s (%s)", ts.State, why)
+	}
+	return peer(string(ts.State))
+}
+
 // printTaskStatus prints one task for people. Every string in ts comes
 // from the server, or through it from a source: each goes through peer,
 // so that none can forge lines or send the terminal escapes.
 func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
 	fmt.Fprintf(w, "task %s\n", peer(ts.Name))
+	fmt.Fprintf(w, "  state:    %s\n", stateLine(ts))
 	fmt.Fprintf(w, "  image:    %s (%d bytes)\n", humanize.IBytes(uint64(max(ts.ImageSize, 0))), ts.ImageSize)
 	d := ts.Durable
 	line := fmt.Sprintf("entry %d, window %d of journal %s", d.NextEntry, d.NextWindow, orNone(peer(d.Journal)))
@@ -208,12 +250,7 @@ func printTaskStatus(w io.Writer, ts control.TaskStatus, now time.Time) {
 		}
 	}
 	if l := ts.Lag; l != nil {
-		entries := "unknown (the source reports another journal)"
-		if l.Entries >= 0 {
-			entries = fmt.Sprintf("%d entries", l.Entries)
-		}
-		fmt.Fprintf(w, "  lag:      %s, %s, %.1fs (reported %s ago)\n", entries, humanize.IBytes(uint64(max(l.Bytes, 0))), l.Seconds,
-			ago(time.Duration(l.ReportAge*float64(time.Second))))
+		fmt.Fprintf(w, "  lag:      %s\n", lagLine(*l, ts.Session == nil))
 	} else {
 		fmt.Fprintf(w, "  lag:      unknown (no report from a source)\n")
 	}
@@ -236,6 +273,30 @@ func peer(s string) string {
 		}
 	}
 	return s
+}
+
+// lagLine is a lag for people: entries not yet durable, to ship and in
+// flight, log bytes, the age of the oldest entry in flight, and the age of
+// the report (noting it is the last of a session that has ended).
+func lagLine(l control.Lag, ended bool) string {
+	var s string
+	switch {
+	case l.Entries < 0:
+		s = "unknown entries (the source reports another journal)"
+	case l.ToShip < 0 || l.InFlight < 0 || l.ToShip+l.InFlight != l.Entries:
+		s = fmt.Sprintf("%d entries not yet durable", l.Entries) // an older server
+	default:
+		s = fmt.Sprintf("%d entries not yet durable: %d to ship, %d in flight", l.Entries, l.ToShip, l.InFlight)
+	}
+	s += fmt.Sprintf("; %s of log", humanize.IBytes(uint64(max(l.Bytes, 0))))
+	if l.Seconds > 0 {
+		s += fmt.Sprintf("; oldest in flight %.1fs", l.Seconds)
+	}
+	report := "reported"
+	if ended {
+		report = "last report of a session that has ended,"
+	}
+	return s + fmt.Sprintf(" (%s %s ago)", report, ago(time.Duration(l.ReportAge*float64(time.Second))))
 }
 
 func orNone(s string) string {

@@ -90,7 +90,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("lag %+v", ts.Lag)
 	}
 	r := logship(t, "status", "--to", p.addr, "--insecure")
-	for _, want := range []string{"task vol", "image:    32 MiB", "2 streams", "lag:      0 entries, 0 B, 0.0s", "log " + path} {
+	for _, want := range []string{"task vol", "image:    32 MiB", "2 streams", "lag:      0 entries not yet durable: 0 to ship, 0 in flight; 0 B of log", "state:    CaughtUp", "log " + path} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
 		}
