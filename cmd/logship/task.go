@@ -290,6 +290,9 @@ func taskCall(ctx context.Context, addr string, cfg parallel.ClientConfig, req c
 
 // taskCallError says why a task call failed, by the code's name.
 func taskCallError(addr, task string, err error) error {
+	if errors.Is(err, parallel.ErrForbidden) {
+		return fmt.Errorf("FORBIDDEN: this identity is not granted task %q on %s", task, addr)
+	}
 	var re *parallel.RemoteError
 	if !errors.As(err, &re) {
 		return fmt.Errorf("server %s: %w", addr, err)
@@ -303,8 +306,6 @@ func taskCallError(addr, task string, err error) error {
 		return fmt.Errorf("TASK_BUSY: task %s is in use: a session holds it (a ship, sync, verify or recover); stop it first", task)
 	case re.Code == control.CodeNoTask:
 		return fmt.Errorf("NO_TASK: server %s has no task %q", addr, task)
-	case re.Code == parallel.CodeForbidden:
-		return fmt.Errorf("FORBIDDEN: this identity is not granted task %q on %s", task, addr)
 	case re.Code == control.CodeBadRequest && strings.Contains(re.Msg, "unknown op"):
 		return fmt.Errorf("BAD_REQUEST: server %s does not know task management calls (an older server): %s", addr, re.Msg)
 	}
