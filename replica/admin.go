@@ -27,7 +27,9 @@ const rmPrefix = ".rm-"
 
 // handleAdmin answers OpRemove and OpResize. The session must name the
 // task and hold it (it claimed the task at its start: no other session
-// can open the task meanwhile), and must not have opened it.
+// can open the task meanwhile), and must not have opened it. Its
+// identity's grants were checked by Handle, as for every call of a
+// session that names a task.
 func (srv *Server) handleAdmin(ctx context.Context, ps *parallel.Session, r control.Request) ([]byte, error) {
 	name := ps.Task()
 	if name == "" {
@@ -111,6 +113,7 @@ func (srv *Server) removeTask(name string) (int64, error) {
 func (srv *Server) forgetTask(name string) {
 	srv.mu.Lock()
 	delete(srv.lastErr, name)
+	delete(srv.corrupt, name)
 	delete(srv.marks, name)
 	srv.mu.Unlock()
 	b := &srv.book
@@ -249,8 +252,8 @@ const reportFresh = 10 * time.Second
 // session holding the task (nil if none), rep the source's last report if
 // haveRep. The lag in ts must be computed.
 func stateOf(ts *control.TaskStatus, ss *session, rep report, haveRep bool) control.TaskState {
-	if ts.ImageSize <= 0 {
-		return control.StateCorrupt // the state file did not load
+	if ts.Corrupt != "" || ts.ImageSize <= 0 { // ImageSize: the state file did not load
+		return control.StateCorrupt
 	}
 	if ss != nil && ss.task.Load() != nil {
 		var j string

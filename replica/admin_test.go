@@ -257,6 +257,7 @@ func TestStateWithoutSession(t *testing.T) {
 		want control.TaskState
 	}{
 		{"state file unreadable", control.TaskStatus{LastError: "corrupt"}, false, control.StateCorrupt},
+		{"staging log damaged", control.TaskStatus{ImageSize: 1, Corrupt: "x", LastError: "x"}, true, control.StateCorrupt},
 		{"new", control.TaskStatus{ImageSize: 1}, false, control.StateIdle},
 		{"last report caught up", control.TaskStatus{ImageSize: 1, Lag: &control.Lag{}}, true, control.StateIdle},
 		{"last report behind", control.TaskStatus{ImageSize: 1, Lag: &control.Lag{Entries: 3, ToShip: 1, InFlight: 2}}, true, control.StateBehind},

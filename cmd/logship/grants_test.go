@@ -166,7 +166,7 @@ func TestServeCorruptStaging(t *testing.T) {
 		t.Errorf("logship_task_corrupt of the damaged task: %v, want 1", m[`logship_task_corrupt{task="vol"}`])
 	}
 	st := logship(t, "status", "--to", p.addr, "--insecure")
-	if st.code != 0 || !strings.Contains(st.stdout, "CORRUPT:") || !strings.Contains(st.stdout, "staging-000001.log") || strings.Contains(st.stdout, srv) {
+	if st.code != 0 || !strings.Contains(st.stdout, "CORRUPT:") || !strings.Contains(st.stdout, "state:    Corrupt") || !strings.Contains(st.stdout, "staging-000001.log") || strings.Contains(st.stdout, srv) {
 		t.Fatalf("status of the damaged task: exit %d\n%s", st.code, st.stdout)
 	}
 	if r := ship(p.addr); r.code == 0 || !strings.Contains(r.stderr, "corrupt task state") || strings.Contains(r.stderr, srv) {

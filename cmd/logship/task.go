@@ -169,8 +169,8 @@ func runTaskList(ctx context.Context, e *env, args []string) error {
 		if state == "" {
 			state = "?"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\tentry %d of %s\n", ts.Name, state, humanize.IBytes(uint64(max(ts.ImageSize, 0))),
-			ts.Durable.NextEntry, orNone(ts.Durable.Journal))
+		fmt.Fprintf(tw, "%s\t%s\t%s\tentry %d of %s\n", peer(ts.Name), peer(state), humanize.IBytes(uint64(max(ts.ImageSize, 0))),
+			ts.Durable.NextEntry, orNone(peer(ts.Durable.Journal)))
 	}
 	return tw.Flush()
 }
