@@ -269,3 +269,25 @@ func TestStateWithoutSession(t *testing.T) {
 		}
 	}
 }
+
+// A task whose state is damaged is Corrupt in status, and can be removed.
+func TestRemoveCorrupt(t *testing.T) {
+	ts := startServer(t, Config{})
+	j := newJournal(t, fixtures.DefaultWorkload(8, 512))
+	shipAll(t, ts, "bad", j)
+	if err := os.WriteFile(filepath.Join(ts.cfg.Dir, "bad", stateFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ts.srv.Status()
+	if err != nil || len(st.Tasks) != 1 || st.Tasks[0].State != control.StateCorrupt {
+		t.Fatalf("status of a task with a damaged state file: %+v, %v", st, err)
+	}
+	var out control.Removed
+	if err := adminCall(t, ts, "bad", control.Request{Op: control.OpRemove}, &out); err != nil {
+		t.Fatalf("remove of a corrupt task: %v", err)
+	}
+	if st, err := ts.srv.Status(); err != nil || len(st.Tasks) != 0 {
+		t.Fatalf("status after the remove: %+v, %v", st, err)
+	}
+	leftovers(t, ts.cfg.Dir)
+}
