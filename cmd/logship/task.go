@@ -108,8 +108,8 @@ func (f *taskFlags) client(fs *pflag.FlagSet) (*parallel.ClientConfig, error) {
 		if *f.task == "" {
 			return nil, usagef("--task is required")
 		}
-		if err := replica.CheckTask(*f.task); err != nil {
-			return nil, usagef("--task %q is not a task name: 1 to %d of [A-Za-z0-9._-], not starting with '.'", *f.task, replica.MaxTaskName)
+		if err := checkTask(*f.task); err != nil {
+			return nil, err
 		}
 		if *f.dir != "" {
 			if *f.to != "" {
@@ -123,6 +123,9 @@ func (f *taskFlags) client(fs *pflag.FlagSet) (*parallel.ClientConfig, error) {
 			return nil, usagef("--to (or --dir) is required")
 		}
 		return nil, usagef("--to is required")
+	}
+	if err := checkAddr("to", *f.to); err != nil {
+		return nil, err
 	}
 	cfg := parallel.ClientConfig{Streams: 1}
 	if f.task != nil {
@@ -222,7 +225,7 @@ func runTaskResize(ctx context.Context, e *env, args []string) error {
 	if *sizeS == "" {
 		return usagef("--size is required")
 	}
-	size, err := imageSize(*sizeS)
+	size, err := parseImageSize("size", *sizeS)
 	if err != nil {
 		return err
 	}
@@ -247,27 +250,6 @@ func runTaskResize(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "task %s: image grown from %s to %s\n", *f.task, humanize.IBytes(uint64(max(old, 0))), humanize.IBytes(uint64(size)))
 	return nil
-}
-
-// imageBlock: image sizes are multiples of it.
-const imageBlock = 4096
-
-// imageSize parses an image size: binary or decimal units, a positive
-// multiple of 4 KiB.
-func imageSize(s string) (int64, error) {
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n == 0 || n > 1<<62 {
-		return 0, usagef("--size %q is not a size (e.g. 64MiB, 2GiB)", s)
-	}
-	if n%imageBlock != 0 {
-		lo := n / imageBlock * imageBlock
-		near := fmt.Sprint(lo + imageBlock)
-		if lo > 0 {
-			near = fmt.Sprintf("%d or %s bytes", lo, near)
-		}
-		return 0, usagef("--size %s (%d bytes) is not a multiple of 4 KiB: the nearest valid sizes are %s", s, n, near)
-	}
-	return int64(n), nil
 }
 
 // taskCall makes one task call on a session that names the task and

@@ -141,7 +141,7 @@ func TestTaskStatesAndCommands(t *testing.T) {
 		want string
 	}{
 		{"16MiB", 3, "cannot shrink"},
-		{"100M", 2, "not a multiple of 4 KiB"},
+		{"100M", 2, "is not a multiple of the 4096-byte sector"},
 		{"64MiB", 0, "grown from 32 MiB to 64 MiB"},
 		{"64MiB", 0, "nothing to do"},
 	} {
@@ -247,12 +247,13 @@ func TestTaskUsage(t *testing.T) {
 		{[]string{"task", "--help"}, 0, "logship task rm"},
 		{[]string{"task", "list", "--insecure"}, 2, "--to is required"},
 		{[]string{"task", "rm", "--to", "127.0.0.1:1", "--insecure", "--yes"}, 2, "--task is required"},
-		{[]string{"task", "rm", "--to", "127.0.0.1:1", "--insecure", "--task", "a/b", "--yes"}, 2, "not a task name"},
+		{[]string{"task", "rm", "--to", "127.0.0.1:1", "--insecure", "--task", "a/b", "--yes"}, 2, "a task name is"},
 		{[]string{"task", "rm", "--task", "a", "--yes"}, 2, "--to (or --dir) is required"},
 		{[]string{"task", "rm", "--to", "127.0.0.1:1", "--dir", "x", "--task", "a", "--yes"}, 2, "exclude each other"},
 		{[]string{"task", "resize", "--to", "127.0.0.1:1", "--insecure", "--task", "a"}, 2, "--size is required"},
-		{[]string{"task", "resize", "--to", "127.0.0.1:1", "--insecure", "--task", "a", "--size", "4097"}, 2, "4096 or 8192 bytes"},
-		{[]string{"task", "resize", "--to", "127.0.0.1:1", "--insecure", "--task", "a", "--size", "lots"}, 2, "is not a size"},
+		{[]string{"task", "resize", "--to", "127.0.0.1:1", "--insecure", "--task", "a", "--size", "4097"}, 2, "(8192) or 4.0 KiB (4096)"},
+		{[]string{"task", "resize", "--to", "127.0.0.1:1", "--insecure", "--task", "a", "--size", "lots"}, 2, "want a size"},
+		{[]string{"task", "list", "--to", "localhost", "--insecure"}, 2, "no port"},
 	} {
 		r := logship(t, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
