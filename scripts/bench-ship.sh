@@ -7,6 +7,7 @@
 # acked, so durable in the server's staging log).
 # Usage: scripts/bench-ship.sh [SIZE] [DIR] [ROUNDS] [-- ship flags]
 #   (defaults: 320MiB of 1 MiB writes, /var/tmp, 3 rounds)
+# SERVE_FLAGS adds flags to serve (e.g. SERVE_FLAGS='--write-through 4MiB').
 # LOGSHIP=path uses another binary (e.g. an older build, for before/after).
 # TLS=1 adds runs with TLS beside the insecure ones (certificates made with
 # openssl in the scratch directory).
@@ -68,7 +69,7 @@ run_ship() { # streams auth
   esac
   rm -rf "$dir/srv"; sync
   "$LOGSHIP" serve --listen 127.0.0.1:0 --dir "$dir/srv" "${sargs[@]}" \
-    --log-format json 2> "$dir/serve.log" &
+    ${SERVE_FLAGS:-} --log-format json 2> "$dir/serve.log" &
   serve_pid=$!
   local addr=
   for _ in $(seq 200); do
