@@ -14,6 +14,7 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/replay"
 )
 
 // session is the server's side of one parallel session: the task it
@@ -472,14 +473,20 @@ func (a *groupApplier) stage(ws []*window) bool {
 		return false
 	}
 	var err error
+	start := time.Now()
+	var bytes int64
 	for _, w := range ws {
 		if err = a.stg.append(w); err != nil {
 			break
 		}
+		bytes += w.bytes
 	}
+	appended := time.Now()
 	if err == nil {
 		err = a.stg.sync()
 	}
+	a.srv.log.Debug("windows staged", "task", a.t.name, "windows", len(ws), "last", ws[len(ws)-1].seq, "bytes", bytes,
+		"append", appended.Sub(start), "sync", time.Since(appended))
 	if err != nil {
 		a.fail(err)
 		releaseAll(ws)
@@ -546,7 +553,11 @@ func (a *groupApplier) apply() error {
 				continue
 			}
 			start := time.Now()
-			err := w.apply(context.Background(), a.t.img, cfg.Parallel)
+			var img replay.Target = a.t.img
+			if w.written != nil {
+				img = eager{a.t.img}
+			}
+			err := w.apply(context.Background(), img, cfg.Parallel)
 			w.release()
 			if err != nil {
 				a.fail(err)
@@ -557,9 +568,12 @@ func (a *groupApplier) apply() error {
 			if w.written != nil {
 				// Written through: durable once the image is synced
 				// and the checkpoint is past it.
+				wrote := time.Now()
 				if err := a.checkpoint(w); err != nil {
 					a.fail(err)
 				}
+				a.srv.log.Debug("window written through", "task", a.t.name, "window", w.seq, "bytes", w.bytes,
+					"queued", start.Sub(w.recv), "write", wrote.Sub(start), "sync_and_checkpoint", time.Since(wrote))
 				last, unsynced = nil, 0
 				w.wrote()
 				continue
