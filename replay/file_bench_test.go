@@ -42,12 +42,16 @@ func BenchmarkReplayFile(b *testing.B) {
 	jpath := filepath.Join(dir, "j.log")
 	writeSeqJournal(b, jpath, mb)
 	size := int64(mb) << 20
-	for _, par := range []int{1, 4} {
-		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {
+	for _, tc := range []struct {
+		par   int
+		alloc bool
+	}{{1, false}, {4, false}, {4, true}} {
+		par := tc.par
+		b.Run(fmt.Sprintf("parallel=%d/allocate=%v", par, tc.alloc), func(b *testing.B) {
 			var replayT, loopT time.Duration
 			runReplay := func() {
 				replayT += timeRun(b, filepath.Join(dir, "replay.img"), size, func(d *devio.Device) error {
-					_, err := replay.New(openJournal(b, jpath), d, replay.Options{Parallel: par}).Run(context.Background(), journal.Stop{}, nil, nil)
+					_, err := replay.New(openJournal(b, jpath), d, replay.Options{Parallel: par, Allocate: tc.alloc}).Run(context.Background(), journal.Stop{}, nil, nil)
 					return err
 				})
 			}

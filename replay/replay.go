@@ -31,6 +31,9 @@ type Options struct {
 	Parallel  int            // concurrent writes inside a window; default 4
 	NoDiscard bool           // skip DISCARD entries (replay-log --no-discard)
 	Limits    barrier.Limits // window caps: they bound the memory of a replay
+	// Allocate reserves the blocks of each window's writes before they
+	// are written, when the target is a regular file (fallocate).
+	Allocate bool
 }
 
 func (o Options) parallel() int {
@@ -236,7 +239,15 @@ func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byt
 	var st Stats
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opt.parallel())
-	for _, x := range w.Coalesce() {
+	xs := w.Coalesce()
+	if p.opt.Allocate {
+		for _, x := range xs {
+			if !x.Discard {
+				allocate(p.t, x.Start, x.Len)
+			}
+		}
+	}
+	for _, x := range xs {
 		if x.Discard {
 			if p.opt.NoDiscard {
 				continue
