@@ -2,12 +2,16 @@
 # Ships one journal of large writes over loopback to a local `logship serve`
 # with 1, 4 and 8 streams, and replays it onto a sparse file of the same
 # disk, in one run, rounds interleaved; prints each run's seconds, MiB/s and
-# peak RSS, and the ratios ship/replay. Times are wall clock from the start
+# peak RSS, and the ratios ship/replay: each ship run has a replay run just
+# before it, and its ratio is against that one (the machine may be shared);
+# the summary gives the median of each combination's ratios over the rounds. Times are wall clock from the start
 # of the process to its exit, as a user sees them (ship: every window
 # acked, so durable in the server's staging log).
 # Usage: scripts/bench-ship.sh [SIZE] [DIR] [ROUNDS] [-- ship flags]
 #   (defaults: 320MiB of 1 MiB writes, /var/tmp, 3 rounds)
-# SERVE_FLAGS adds flags to serve (e.g. SERVE_FLAGS='--write-through 4MiB').
+# SERVE_VARIANTS: serve flag sets to compare, separated by ';' (default
+# "--write-through 0;--write-through 4MiB": group commit, then large windows
+# written through). STREAMS: the stream counts (default "1 4 8").
 # LOGSHIP=path uses another binary (e.g. an older build, for before/after).
 # TLS=1 adds runs with TLS beside the insecure ones (certificates made with
 # openssl in the scratch directory).
@@ -48,7 +52,7 @@ fi
 now() { date +%s.%N; }
 rss() { awk '/Maximum resident/{printf "%.0f", $6/1024}' "$1"; }
 line() { # label seconds rss
-  awk -v l="$1" -v s="$2" -v mb="$mb" -v r="$3" 'BEGIN { printf "%-28s %6.2f s %7.0f MiB/s  peak RSS %s MiB\n", l, s, mb/s, r }'
+  awk -v l="$1" -v s="$2" -v mb="$mb" -v r="$3" 'BEGIN { printf "%-58s %6.2f s %7.0f MiB/s  peak RSS %s MiB\n", l, s, mb/s, r }'
 }
 
 run_replay() {
@@ -60,8 +64,8 @@ run_replay() {
   line "replay" "$replay_s" "$(rss "$dir/time.replay")"
 }
 
-run_ship() { # streams auth
-  local n=$1 auth=$2 sargs cargs
+run_ship() { # streams auth variant
+  local n=$1 auth=$2 variant=$3 sargs cargs
   case $auth in
     insecure) sargs=(--insecure); cargs=(--insecure) ;;
     tls) sargs=(--tls-cert "$dir/server.pem" --tls-key "$dir/server.key" --client-ca "$dir/ca.pem")
@@ -69,7 +73,7 @@ run_ship() { # streams auth
   esac
   rm -rf "$dir/srv"; sync
   "$LOGSHIP" serve --listen 127.0.0.1:0 --dir "$dir/srv" "${sargs[@]}" \
-    ${SERVE_FLAGS:-} --log-format json 2> "$dir/serve.log" &
+    $variant --log-format json 2> "$dir/serve.log" &
   serve_pid=$!
   local addr=
   for _ in $(seq 200); do
@@ -86,18 +90,30 @@ run_ship() { # streams auth
   local srss; srss=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$serve_pid/status")
   kill "$serve_pid"; wait "$serve_pid" || true; serve_pid=
   local s; s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
-  line "ship --streams $n ($auth)" "$s" "ship $(rss "$dir/time.ship") / serve $srss"
+  line "ship --streams $n ($auth) $variant" "$s" "ship $(rss "$dir/time.ship") / serve $srss"
   awk -v l="$n $auth" -v s="$s" -v r="$replay_s" 'BEGIN { printf "    ship/replay throughput %.2f\n", r/s }'
+  echo "$auth|$variant|$n|$s|$replay_s" >> "$dir/results"
 }
 
 auths=(insecure)
 [[ -n ${TLS:-} ]] && auths+=(tls)
 for round in $(seq "$rounds"); do
   echo "round $round"
-  run_replay
   for auth in "${auths[@]}"; do
-    for n in ${STREAMS:-1 4 8}; do
-      run_ship "$n" "$auth"
+    IFS=';' read -ra variants <<< "${SERVE_VARIANTS:---write-through 0;--write-through 4MiB}"
+    for variant in "${variants[@]}"; do
+      for n in ${STREAMS:-1 4 8}; do
+        run_replay
+        run_ship "$n" "$auth" "$variant"
+      done
     done
   done
 done
+echo
+echo "median over $rounds rounds (ship/replay throughput; ship MiB/s)"
+sort -t'|' -k1,1 -k2,2 -k3,3n "$dir/results" | awk -F'|' -v mb="$mb" '
+  function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  function flush() { if (k != "") printf "%-58s ratio %.2f   %4.0f MiB/s\n", k, med(r, c), med(m, c) }
+  { key = "ship --streams " $3 " (" $1 ") " $2; if (key != k) { flush(); k = key; c = 0 } c++; r[c] = $5 / $4; m[c] = mb / $4 }
+  END { flush() }'
