@@ -233,8 +233,11 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 	return st, err
 }
 
-// apply writes window w's coalesced extents in parallel, reading each
-// piece of payload from the journal just before writing it.
+// apply writes window w's coalesced extents, cut into pieces of at most
+// chunkSize bytes that Parallel writers read from the journal and write
+// at once, in any order: the extents are disjoint, and so are the pieces.
+// A large extent is then written by all writers at once, one piece each,
+// so that reading a piece and writing another overlap.
 func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byte) (Stats, error) {
 	var st Stats
 	g, ctx := errgroup.WithContext(ctx)
@@ -253,48 +256,54 @@ func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byt
 				continue
 			}
 			st.Discarded += x.Len
-		} else {
-			st.Written += x.Len
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			if x.Discard {
-				return writeExtent(p.t, x, nil)
+			if ctx.Err() != nil {
+				break
 			}
-			buf := <-bufs
-			defer func() { bufs <- buf }()
-			return p.copyExtent(w, x, buf)
-		})
+			g.Go(func() error { return writeExtent(p.t, x, nil) })
+			continue
+		}
+		st.Written += x.Len
+		off := x.Start
+		for _, part := range x.Parts {
+			e := w.Entries[part.Entry]
+			for done := int64(0); done < part.Len && ctx.Err() == nil; {
+				n := min(part.Len-done, chunkSize)
+				pc := piece{e: e, src: part.Off + done, n: n, dst: off}
+				g.Go(func() error {
+					buf := <-bufs
+					defer func() { bufs <- buf }()
+					return p.copyPiece(pc, buf)
+				})
+				off += n
+				done += n
+			}
+		}
 	}
 	return st, g.Wait()
 }
 
-// copyExtent writes extent x of w from the journal's payloads through buf.
-func (p *Replayer) copyExtent(w *barrier.Window, x barrier.Extent, buf []byte) error {
-	off := x.Start
-	for _, part := range x.Parts {
-		e := w.Entries[part.Entry]
-		for done := int64(0); done < part.Len; {
-			n := min(part.Len-done, int64(len(buf)))
-			b := buf[:n]
-			src := e.PayloadOffset() + part.Off + done
-			// Payload's reader reads the journal with ReadAt only, which
-			// is safe beside the walker's Next.
-			if m, err := p.r.Payload(e).ReadAt(b, part.Off+done); int64(m) < n {
-				if err == nil || err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return &journal.EntryError{Index: e.Index, Offset: e.Offset,
-					Err: fmt.Errorf("reading %d payload bytes at %d: %w", n, src, err)}
-			}
-			if _, err := p.t.WriteAt(b, off); err != nil {
-				return fmt.Errorf("writing %d bytes at %d: %w", n, off, err)
-			}
-			off += n
-			done += n
+// piece is a part of a write: n bytes at offset src of entry e's payload,
+// to write at dst of the target.
+type piece struct {
+	e      journal.Entry
+	src, n int64
+	dst    int64
+}
+
+// copyPiece reads pc from the journal into buf and writes it.
+func (p *Replayer) copyPiece(pc piece, buf []byte) error {
+	b := buf[:pc.n]
+	// Payload's reader reads the journal with ReadAt only, which is safe
+	// beside the walker's Next.
+	if m, err := p.r.Payload(pc.e).ReadAt(b, pc.src); int64(m) < pc.n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
+		return &journal.EntryError{Index: pc.e.Index, Offset: pc.e.Offset,
+			Err: fmt.Errorf("reading %d payload bytes at %d: %w", pc.n, pc.e.PayloadOffset()+pc.src, err)}
+	}
+	if _, err := p.t.WriteAt(b, pc.dst); err != nil {
+		return fmt.Errorf("writing %d bytes at %d: %w", pc.n, pc.dst, err)
 	}
 	return nil
 }

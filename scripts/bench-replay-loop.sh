@@ -2,8 +2,8 @@
 # Replays one journal of large writes (1 MiB sequential writes, a FLUSH at
 # the end) onto a fresh sparse file three ways, in one run, rounds
 # interleaved: `logship replay`, a plain sequential loop that reads each
-# entry's payload and pwrites it at its offset (python3: one pread and one
-# pwrite a MiB, the least a replayer can do), and `dd bs=1M` of as many
+# entry's payload and pwrites it at its offset (scripts/pwrite-loop: one
+# pread and one pwrite a MiB, the least a replayer can do), and `dd bs=1M` of as many
 # bytes; each ends with an fdatasync. Prints seconds and the ratios
 # replay/loop and replay/dd in throughput (above 1: replay is faster).
 # Usage: scripts/bench-replay-loop.sh [SIZE] [DIR] [ROUNDS]
@@ -22,28 +22,13 @@ go run ./fixtures/mkjournal -o "$dir/j.log" --sequential --size "$size" --device
 bytes=$(stat -c %s "$dir/j.log")
 mb=$((bytes / 1048576))
 cat "$dir/j.log" > /dev/null # in the page cache: we measure writing
-cat > "$dir/loop.py" <<'PY'
-import os, struct, sys
-j = os.open(sys.argv[1], os.O_RDONLY)
-t = os.open(sys.argv[2], os.O_WRONLY)
-magic, version, n, ss = struct.unpack("<QQQI", os.pread(j, 28, 0))
-off = ss
-for _ in range(n):
-    sector, nr, flags, dlen = struct.unpack("<QQQQ", os.pread(j, 32, off))
-    off += ss
-    if flags & 0x0C == 0 and nr > 0: # a write (not a DISCARD or MARK)
-        length = nr * ss
-        os.pwrite(t, os.pread(j, length, off), sector * ss)
-    if flags & 0x04 == 0:
-        off += nr * ss
-os.fdatasync(t)
-PY
+go build -o "$dir/pwrite-loop" ./scripts/pwrite-loop
 now() { date +%s.%N; }
 fresh() { rm -f "$dir/target"; truncate -s "$bytes" "$dir/target"; sync; }
 el() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
 for round in $(seq "$rounds"); do
   fresh; t0=$(now); "$LOGSHIP" replay -q "$dir/j.log" "$dir/target"; r=$(el "$t0" "$(now)")
-  fresh; t0=$(now); python3 "$dir/loop.py" "$dir/j.log" "$dir/target"; l=$(el "$t0" "$(now)")
+  fresh; t0=$(now); "$dir/pwrite-loop" "$dir/j.log" "$dir/target"; l=$(el "$t0" "$(now)")
   fresh; t0=$(now); dd if="$dir/j.log" of="$dir/target" bs=1M count="$mb" conv=notrunc,fdatasync status=none; d=$(el "$t0" "$(now)")
   awk -v n="$round" -v r="$r" -v l="$l" -v d="$d" -v mb="$mb" 'BEGIN {
     printf "round %d: replay %.2fs (%.0f MiB/s), pwrite loop %.2fs (%.0f MiB/s), dd %.2fs (%.0f MiB/s): replay/loop %.2f, replay/dd %.2f\n",
