@@ -61,7 +61,7 @@ run_replay() {
   t0=$(now); /usr/bin/time -v -o "$dir/time.replay" "$LOGSHIP" replay -q "$dir/j.log" "$dir/target"; t1=$(now)
   rm -f "$dir/target"; sync
   replay_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
-  line "replay" "$replay_s" "$(rss "$dir/time.replay")"
+  line "replay" "$replay_s" "$(rss "$dir/time.replay"); CPU s $(awk '/User time/{u=$4} /System time/{s=$4} END { printf "%.2f", u + s }' "$dir/time.replay")"
 }
 
 run_ship() { # streams auth variant
@@ -87,10 +87,13 @@ run_ship() { # streams auth variant
   /usr/bin/time -v -o "$dir/time.ship" "$LOGSHIP" ship "$dir/j.log" --to "$addr" --task t --streams "$n" \
     --progress never "${cargs[@]}" "${extra[@]}" > /dev/null
   t1=$(now)
-  local srss; srss=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$serve_pid/status")
+  local srss scpu cpu
+  srss=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$serve_pid/status")
+  scpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$serve_pid/stat")
+  cpu=$(awk '/User time/{u=$4} /System time/{s=$4} END { printf "%.2f", u + s }' "$dir/time.ship")
   kill "$serve_pid"; wait "$serve_pid" || true; serve_pid=
   local s; s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
-  line "ship --streams $n ($auth) $variant" "$s" "ship $(rss "$dir/time.ship") / serve $srss"
+  line "ship --streams $n ($auth) $variant" "$s" "ship $(rss "$dir/time.ship") / serve $srss; CPU s ship $cpu / serve $scpu"
   awk -v l="$n $auth" -v s="$s" -v r="$replay_s" 'BEGIN { printf "    ship/replay throughput %.2f\n", r/s }'
   echo "$auth|$variant|$n|$s|$replay_s" >> "$dir/results"
 }
