@@ -52,7 +52,7 @@ fi
 now() { date +%s.%N; }
 rss() { awk '/Maximum resident/{printf "%.0f", $6/1024}' "$1"; }
 line() { # label seconds rss
-  awk -v l="$1" -v s="$2" -v mb="$mb" -v r="$3" 'BEGIN { printf "%-58s %6.2f s %7.0f MiB/s  peak RSS %s MiB\n", l, s, mb/s, r }'
+  awk -v l="$1" -v s="$2" -v mb="$mb" -v r="$3" 'BEGIN { printf "%-58s %6.2f s %7.0f MiB/s  peak RSS (MiB) %s\n", l, s, mb/s, r }'
 }
 
 run_replay() {
@@ -71,13 +71,13 @@ run_ship() { # streams auth variant
     tls) sargs=(--tls-cert "$dir/server.pem" --tls-key "$dir/server.key" --client-ca "$dir/ca.pem")
          cargs=(--tls-cert "$dir/client.pem" --tls-key "$dir/client.key" --ca "$dir/ca.pem") ;;
   esac
-  rm -rf "$dir/srv"; sync
+  rm -rf "$dir/srv" "$dir/serve.log"; sync
   "$LOGSHIP" serve --listen 127.0.0.1:0 --dir "$dir/srv" "${sargs[@]}" \
     $variant --log-format json 2> "$dir/serve.log" &
   serve_pid=$!
   local addr=
   for _ in $(seq 200); do
-    addr=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$dir/serve.log" | head -1)
+    addr=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$dir/serve.log" 2>/dev/null | head -1 || true)
     [[ -n $addr ]] && break
     sleep 0.05
   done
