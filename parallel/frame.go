@@ -288,7 +288,7 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		wire = fr.scratch[:n]
 	} else {
-		wire = make([]byte, n)
+		wire = getPayload(n)
 	}
 	if _, err := io.ReadFull(fr.r, wire); err != nil {
 		if err == io.EOF {
@@ -311,7 +311,7 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		fr.dec = dec
 	}
-	out, err := fr.dec.DecodeAll(wire, make([]byte, 0, raw))
+	out, err := fr.dec.DecodeAll(wire, getPayload(raw)[:0])
 	if err != nil {
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: zstd: %v", ErrMalformed, err))
 	}

@@ -28,11 +28,16 @@ type Window struct {
 	released atomic.Bool
 }
 
-// Release gives the window's credit back to the client. The frames'
-// payloads must not be used afterwards. Release is idempotent.
+// Release gives the window's credit back to the client, and the frames'
+// payload buffers back to the session's pools. The frames' payloads must
+// not be used afterwards. Release is idempotent.
 func (w *Window) Release() {
 	if w == nil || !w.released.CompareAndSwap(false, true) {
 		return
+	}
+	for i := range w.Frames {
+		putPayload(w.Frames[i].Payload)
+		w.Frames[i].Payload = nil
 	}
 	r := &w.s.rcv
 	r.mu.Lock()

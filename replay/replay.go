@@ -31,6 +31,9 @@ type Options struct {
 	Parallel  int            // concurrent writes inside a window; default 4
 	NoDiscard bool           // skip DISCARD entries (replay-log --no-discard)
 	Limits    barrier.Limits // window caps: they bound the memory of a replay
+	// Allocate reserves the blocks of each window's writes before they
+	// are written, when the target is a regular file (fallocate).
+	Allocate bool
 }
 
 func (o Options) parallel() int {
@@ -98,9 +101,12 @@ func writeExtent(t Target, x barrier.Extent, payload func(i int) []byte) error {
 	return nil
 }
 
-// Replayer replays a journal at rest onto a target. While one window is
-// being written, the next one is read: a Replayer holds at most three
-// windows' payloads in memory, whatever the journal's size.
+// Replayer replays a journal at rest onto a target. One goroutine walks
+// the entry headers and cuts windows; the window's extents are written by
+// Parallel writers, each of which reads a piece of a payload (at most
+// chunkSize bytes) into a buffer of its own and writes it at once, so the
+// bytes are still in the CPU's cache when they are written and a replay
+// holds Parallel buffers in memory, whatever the journal.
 type Replayer struct {
 	r   *journal.Reader
 	t   Target
@@ -113,18 +119,25 @@ func New(r *journal.Reader, t Target, o Options) *Replayer {
 	return &Replayer{r: r, t: t, opt: o}
 }
 
-// loaded is a window with its payloads read, ready to apply; or, with w nil,
-// only a cut point to report.
-type loaded struct {
-	w    *barrier.Window
-	buf  []byte
-	offs []int64        // offset in buf of each entry's payload
-	at   *journal.Entry // the cut point this window ends at, if any
+// cutWindow is a window ready to apply; or, with w nil, only a cut point
+// to report.
+type cutWindow struct {
+	w  *barrier.Window
+	at *journal.Entry // the cut point this window ends at, if any
 }
 
 // bufAlign aligns payload buffers so that targets opened with O_DIRECT can
 // take them as they are.
 const bufAlign = 4096
+
+// chunkSize bounds one read and one write of a Replayer: large enough for
+// few system calls, small enough to stay in the CPU's cache between the
+// read and the write.
+const chunkSize = 1 << 20
+
+// smallPayload: after an entry with at most this many payload bytes the
+// walker reads the next header with the journal's read-ahead.
+const smallPayload = 64 << 10
 
 // Run applies entries until stop is hit (the stopping entry included) or
 // the journal ends. Windows are also cut after every entry for which cut
@@ -134,41 +147,35 @@ const bufAlign = 4096
 func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.Entry) bool, at func(journal.Entry) error) (Stats, error) {
 	var st Stats
 	g, ctx := errgroup.WithContext(ctx)
-	ready := make(chan loaded, 1)
-	free := make(chan []byte, 2)
-	free <- nil
-	free <- nil
+	// Headers are small: the walker may run a few windows ahead.
+	ready := make(chan cutWindow, 4)
 
-	// The reader: splits entries into windows and reads their payloads.
+	// The walker: splits entries into windows, reading headers only.
 	g.Go(func() error {
 		defer close(ready)
 		s := barrier.NewSplitter(p.opt.Limits)
 		send := func(w *barrier.Window, at *journal.Entry) error {
-			l := loaded{w: w, at: at}
-			if w != nil {
-				var buf []byte
-				select {
-				case buf = <-free:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				var err error
-				if l.buf, l.offs, err = p.load(w, buf); err != nil {
-					return err
-				}
-			}
 			select {
-			case ready <- l:
+			case ready <- cutWindow{w: w, at: at}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
+		var last int64 // the previous entry's payload bytes
 		for walked := int64(1); ; walked++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			e, err := p.r.Next()
+			// Small entries: one read-ahead covers many headers. Large
+			// ones: read the header alone, not a read-ahead of payload
+			// that the writers read again.
+			next := p.r.Next
+			if last > smallPayload {
+				next = p.r.NextHeader
+			}
+			e, err := next()
+			last = e.PayloadLen()
 			if err == io.EOF {
 				if w := s.Close(); w != nil {
 					return send(w, nil)
@@ -202,16 +209,18 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 
 	// The writer: applies windows in order.
 	g.Go(func() error {
+		bufs := make(chan []byte, p.opt.parallel())
+		for range p.opt.parallel() {
+			bufs <- alignedBuffer(chunkSize)
+		}
 		for l := range ready {
-			payload := func(i int) []byte { return l.buf[l.offs[i] : l.offs[i]+l.w.Entries[i].PayloadLen()] }
-			ws, err := Apply(ctx, p.t, l.w, payload, p.opt)
+			ws, err := p.apply(ctx, l.w, bufs)
 			if err != nil {
 				return err
 			}
 			st.Windows++
 			st.Written += ws.Written
 			st.Discarded += ws.Discarded
-			free <- l.buf
 			if l.at != nil && at != nil {
 				if err := at(*l.at); err != nil {
 					return err
@@ -224,26 +233,79 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 	return st, err
 }
 
-// load reads a window's payloads into buf (grown as needed).
-func (p *Replayer) load(w *barrier.Window, buf []byte) ([]byte, []int64, error) {
-	if int64(cap(buf)) < w.Bytes {
-		buf = alignedBuffer(int(w.Bytes))
+// apply writes window w's coalesced extents, cut into pieces of at most
+// chunkSize bytes that Parallel writers read from the journal and write
+// at once, in any order: the extents are disjoint, and so are the pieces.
+// A large extent is then written by all writers at once, one piece each,
+// so that reading a piece and writing another overlap.
+func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byte) (Stats, error) {
+	var st Stats
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opt.parallel())
+	xs := w.Coalesce()
+	if p.opt.Allocate {
+		for _, x := range xs {
+			if !x.Discard {
+				allocate(p.t, x.Start, x.Len)
+			}
+		}
 	}
-	buf = buf[:w.Bytes]
-	offs := make([]int64, len(w.Entries))
-	var off int64
-	for i, e := range w.Entries {
-		offs[i] = off
-		n := e.PayloadLen()
-		if n == 0 {
+	for _, x := range xs {
+		if x.Discard {
+			if p.opt.NoDiscard {
+				continue
+			}
+			st.Discarded += x.Len
+			if ctx.Err() != nil {
+				break
+			}
+			g.Go(func() error { return writeExtent(p.t, x, nil) })
 			continue
 		}
-		if err := p.r.ReadPayload(e, buf[off:off+n]); err != nil {
-			return buf, nil, err
+		st.Written += x.Len
+		off := x.Start
+		for _, part := range x.Parts {
+			e := w.Entries[part.Entry]
+			for done := int64(0); done < part.Len && ctx.Err() == nil; {
+				n := min(part.Len-done, chunkSize)
+				pc := piece{e: e, src: part.Off + done, n: n, dst: off}
+				g.Go(func() error {
+					buf := <-bufs
+					defer func() { bufs <- buf }()
+					return p.copyPiece(pc, buf)
+				})
+				off += n
+				done += n
+			}
 		}
-		off += n
 	}
-	return buf, offs, nil
+	return st, g.Wait()
+}
+
+// piece is a part of a write: n bytes at offset src of entry e's payload,
+// to write at dst of the target.
+type piece struct {
+	e      journal.Entry
+	src, n int64
+	dst    int64
+}
+
+// copyPiece reads pc from the journal into buf and writes it.
+func (p *Replayer) copyPiece(pc piece, buf []byte) error {
+	b := buf[:pc.n]
+	// Payload's reader reads the journal with ReadAt only, which is safe
+	// beside the walker's Next.
+	if m, err := p.r.Payload(pc.e).ReadAt(b, pc.src); int64(m) < pc.n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return &journal.EntryError{Index: pc.e.Index, Offset: pc.e.Offset,
+			Err: fmt.Errorf("reading %d payload bytes at %d: %w", pc.n, pc.e.PayloadOffset()+pc.src, err)}
+	}
+	if _, err := p.t.WriteAt(b, pc.dst); err != nil {
+		return fmt.Errorf("writing %d bytes at %d: %w", pc.n, pc.dst, err)
+	}
+	return nil
 }
 
 // alignedBuffer returns n bytes whose address is a multiple of bufAlign.

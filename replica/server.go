@@ -49,6 +49,17 @@ type Config struct {
 	// StagingRotate starts a new staging log once one holds this many
 	// bytes (DefaultStagingRotate if 0).
 	StagingRotate int64
+	// WriteThrough, in group commit, writes every window of at least
+	// this many payload bytes straight to the image instead of through
+	// the staging log: the windows before it are applied, the window is
+	// written, the image synced and the checkpoint moved past it before
+	// it is acked. Its bytes are written once instead of twice. A crash
+	// during such a window leaves the image, once recovered, at the
+	// durable position plus part of the next window (as with
+	// SyncPerWindow); the source resends it. 0 (the default) never
+	// writes through; Retain turns it off (the history must hold every
+	// window).
+	WriteThrough int64
 	// Log is told what the server does (sessions, recoveries, failures),
 	// with levels and attributes. If nil, Logf is told instead.
 	Log *slog.Logger

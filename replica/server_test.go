@@ -13,13 +13,16 @@ import (
 	"github.com/logship/logship/parallel"
 )
 
-// modes are the two durability modes, as Config tweaks.
+// modes are the durability modes, as Config tweaks.
 var modes = []struct {
 	name string
 	cfg  Config
 }{
 	{"sync-per-window", Config{SyncPerWindow: true}},
 	{"group-commit", Config{CheckpointEvery: 20 * time.Millisecond, StagingRotate: 256 << 10}},
+	// Windows of 16 KiB or more go straight to the image, the others
+	// through the staging log: the workloads mix both.
+	{"write-through", Config{CheckpointEvery: 20 * time.Millisecond, StagingRotate: 256 << 10, WriteThrough: 16 << 10}},
 }
 
 func TestShip(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/replay"
 )
 
 // session is the server's side of one parallel session: the task it
@@ -411,7 +412,8 @@ func (a *groupApplier) finish() error {
 }
 
 // commit is the committer goroutine: each batch is every window queued
-// when the previous fsync ended.
+// when the previous fsync ended. Windows written through (WriteThrough)
+// split a batch: the windows before one are staged and acked first.
 func (a *groupApplier) commit() error {
 	defer close(a.applyQ)
 	defer a.stg.close()
@@ -430,37 +432,96 @@ func (a *groupApplier) commit() error {
 				break more
 			}
 		}
-		if a.dead() {
-			for _, w := range batch {
-				w.release()
+		start := 0
+		for i, w := range batch {
+			if !a.writeThrough(w) {
+				continue
 			}
-			continue
-		}
-		var err error
-		for _, w := range batch {
-			if err = a.stg.append(w); err != nil {
+			if !a.stage(batch[start:i]) || !a.through(w) {
+				releaseAll(batch[i+1:])
+				start = len(batch)
 				break
 			}
+			start = i + 1
 		}
-		if err == nil {
-			err = a.stg.sync()
-		}
-		if err != nil {
-			a.fail(err)
-			for _, w := range batch {
-				w.release()
-			}
-			continue
-		}
-		last := batch[len(batch)-1]
-		a.t.setDurable(last.pos())
-		a.ps.Ack(last.seq)
-		a.srv.durable(a.t, batch...)
-		for _, w := range batch {
-			a.applyQ <- w
-		}
+		a.stage(batch[start:])
 	}
 	return nil
+}
+
+func releaseAll(ws []*window) {
+	for _, w := range ws {
+		w.release()
+	}
+}
+
+// writeThrough says whether w goes straight to the image.
+func (a *groupApplier) writeThrough(w *window) bool {
+	cfg := &a.srv.cfg
+	return cfg.WriteThrough > 0 && !cfg.Retain && w.bytes >= cfg.WriteThrough
+}
+
+// stage appends ws to the staging log, syncs it, acks the last and hands
+// them to the applier. It reports whether the applier is still healthy;
+// it releases ws when not.
+func (a *groupApplier) stage(ws []*window) bool {
+	if len(ws) == 0 {
+		return !a.dead()
+	}
+	if a.dead() {
+		releaseAll(ws)
+		return false
+	}
+	var err error
+	start := time.Now()
+	var bytes int64
+	for _, w := range ws {
+		if err = a.stg.append(w); err != nil {
+			break
+		}
+		bytes += w.bytes
+	}
+	appended := time.Now()
+	if err == nil {
+		err = a.stg.sync()
+	}
+	a.srv.log.Debug("windows staged", "task", a.t.name, "windows", len(ws), "last", ws[len(ws)-1].seq, "bytes", bytes,
+		"append", appended.Sub(start), "sync", time.Since(appended))
+	if err != nil {
+		a.fail(err)
+		releaseAll(ws)
+		return false
+	}
+	last := ws[len(ws)-1]
+	a.t.setDurable(last.pos())
+	a.ps.Ack(last.seq)
+	a.srv.durable(a.t, ws...)
+	for _, w := range ws {
+		a.applyQ <- w
+	}
+	return true
+}
+
+// through has the applier write w straight to the image, after the
+// windows before it, and acks it once the image is synced and the
+// checkpoint is past it. Nothing is staged meanwhile: a later window in
+// the staging log before w is durable would break its sequence.
+func (a *groupApplier) through(w *window) bool {
+	if a.dead() {
+		w.release()
+		return false
+	}
+	w.stagingFile, w.stagingNext = a.stg.num, int64(a.stg.w.Entries())
+	w.written = make(chan struct{})
+	a.applyQ <- w
+	<-w.written
+	if a.dead() {
+		return false
+	}
+	a.t.setDurable(w.pos())
+	a.ps.Ack(w.seq)
+	a.srv.durable(a.t, w)
+	return true
 }
 
 // apply is the applier goroutine.
@@ -488,16 +549,35 @@ func (a *groupApplier) apply() error {
 			}
 			if a.dead() {
 				w.release()
+				w.wrote()
 				continue
 			}
 			start := time.Now()
-			err := w.apply(context.Background(), a.t.img, cfg.Parallel)
+			var img replay.Target = a.t.img
+			if w.written != nil {
+				img = eager{a.t.img}
+			}
+			err := w.apply(context.Background(), img, cfg.Parallel)
 			w.release()
 			if err != nil {
 				a.fail(err)
+				w.wrote()
 				continue
 			}
 			a.srv.applied(a.t, w, time.Since(start))
+			if w.written != nil {
+				// Written through: durable once the image is synced
+				// and the checkpoint is past it.
+				wrote := time.Now()
+				if err := a.checkpoint(w); err != nil {
+					a.fail(err)
+				}
+				a.srv.log.Debug("window written through", "task", a.t.name, "window", w.seq, "bytes", w.bytes,
+					"queued", start.Sub(w.recv), "write", wrote.Sub(start), "sync_and_checkpoint", time.Since(wrote))
+				last, unsynced = nil, 0
+				w.wrote()
+				continue
+			}
 			last = w
 			if unsynced += w.bytes; unsynced >= cfg.CheckpointBytes {
 				checkpoint()

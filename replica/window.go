@@ -36,6 +36,12 @@ type window struct {
 	// the checkpoint can be put after it.
 	stagingFile uint64 // staging log number
 	stagingNext int64  // entry index after the window's mark
+
+	// Set for a window written through to the image (group commit): the
+	// applier closes written once the window is durable in the image and
+	// the checkpoint is past it, or once the applier failed. stagingFile
+	// and stagingNext are then the end of the staging log when it came.
+	written chan struct{}
 }
 
 // pos is the position after the window.
@@ -47,6 +53,14 @@ func (w *window) pos() control.Position {
 func (w *window) release() {
 	if w.pw != nil {
 		w.pw.Release()
+	}
+}
+
+// wrote tells the committer that a window written through is done with
+// (durable, or abandoned after a failure).
+func (w *window) wrote() {
+	if w.written != nil {
+		close(w.written)
 	}
 }
 

@@ -92,9 +92,15 @@ log replays everything), a start past the end, a TARGET too small. With an
 	)
 	pf := addProgressFlags(fs, "print nothing on success (no progress either)")
 	quiet := pf.quiet
+	prof := addProfileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(e, prof)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	if fs.NArg() != 2 {
 		return usagef("want JOURNAL and TARGET, got %d arguments", fs.NArg())
 	}

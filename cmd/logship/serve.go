@@ -31,6 +31,14 @@ replayed onto the images from their checkpoints before the server accepts
 sessions. --sync-per-window instead applies each window and syncs the image
 before acking it.
 
+--write-through SIZE mixes the two: windows of at least SIZE payload bytes
+skip the staging log and go straight to the image (after the windows before
+them), which is synced before the ack; smaller windows are group-committed.
+Large writes are then written once instead of twice. A power loss during
+such a window leaves the image at the durable position plus part of that
+window, every sector old or new, as with --sync-per-window; the source
+resends it.
+
 --retain keeps the staging logs after their windows reach the image. A task
 created by a server with --retain (and group commit), and never served
 without it, keeps its whole history: 'logship recover --at MARK' can then
@@ -78,6 +86,7 @@ still has it. docs/production.md has the procedure.`)
 		par       = fs.Int("parallel", replica.DefaultParallel, "concurrent writes inside a window")
 		cpEvery   = fs.Duration("checkpoint-every", replica.DefaultCheckpointEvery, "group commit: sync the image and move the checkpoint at least this often")
 		rotateS   = fs.String("staging-rotate", sizeDefault(replica.DefaultStagingRotate), "group commit: start a new staging log after this many bytes")
+		throughS  = fs.String("write-through", "0", "group commit: write windows of at least this many bytes straight to the image, synced before the ack, instead of through the staging log (0: never; off with --retain)")
 		streamsKA = fs.Duration("keepalive", 0, "PING interval on idle streams (default 5s, at most 60s)")
 		metrics   = fs.String("metrics", "", "serve Prometheus metrics on this address (host:port, or :port for the --listen host), at /metrics")
 		metricsOK = fs.Bool("metrics-public", false, "allow --metrics on an address that is not loopback (task names and sizes are then readable by anyone who can reach it)")
@@ -85,9 +94,15 @@ still has it. docs/production.md has the procedure.`)
 		truncate  = fs.String("truncate-staging", "", "move the corrupt staging logs of TASK aside and exit (the server must be stopped)")
 	)
 	lf := addLogFlags(fs)
+	pf := addProfileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(e, pf)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	log, err := lf.logger(e.stderr, false)
 	if err != nil {
 		return err
@@ -114,6 +129,13 @@ still has it. docs/production.md has the procedure.`)
 	rotate, err := humanize.ParseBytes(*rotateS)
 	if err != nil || rotate == 0 || rotate > 1<<50 {
 		return usagef("--staging-rotate %q: want a size", *rotateS)
+	}
+	through, err := humanize.ParseBytes(*throughS)
+	if err != nil || through > 1<<50 {
+		return usagef("--write-through %q: want a size", *throughS)
+	}
+	if through > 0 && *syncEach {
+		return usagef("--write-through goes with group commit, not --sync-per-window")
 	}
 	if *par < 1 || *par > 1024 {
 		return usagef("--parallel %d: want 1 to 1024", *par)
@@ -193,6 +215,7 @@ still has it. docs/production.md has the procedure.`)
 		Parallel:        *par,
 		CheckpointEvery: *cpEvery,
 		StagingRotate:   int64(rotate),
+		WriteThrough:    int64(through),
 		Log:             log,
 		Hooks:           hooks,
 		Grants:          grants,

@@ -89,9 +89,15 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	pf := addProgressFlags(fs)
 	ff := addFollowFlags(fs) // shipfollow.go
 	lf := addLogFlags(fs)
+	prof := addProfileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(e, prof)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	if fs.NArg() != 1 && !(ff.on() && fs.NArg() == 0) {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
 	}
