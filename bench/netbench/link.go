@@ -17,6 +17,16 @@ var ErrBadLink = errors.New("bench: bad link model")
 //	direct                       no proxy: the source dials the server
 //	loopback                     through the bench's proxy, unshaped
 //	wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0.001
+//	netns:rtt=40ms,loss=0.1%,rate=100Mbit
+//	vm:rtt=40ms,loss=0.1%,rate=100Mbit
+//
+// The netns and vm models are the kernel's own TCP (see netns.go and
+// vmlink.go): the source and the server run in two network namespaces
+// joined by a veth pair, netem delays every packet by RTT/2 and drops it
+// with probability Loss in each direction, and tbf holds each direction to
+// Bandwidth (rate=). netns builds them on this host's kernel; vm in the
+// Debian kernel of fixtures/vm under qemu, where the whole sweep of the
+// link runs in one boot.
 //
 // In a WAN model every TCP connection is held to Flow on its own (the
 // per-flow cap of real long paths: window limits, per-flow policing, a
@@ -41,7 +51,12 @@ const (
 	LinkDirect   LinkKind = iota // no proxy
 	LinkLoopback                 // the proxy, unshaped
 	LinkWAN                      // the proxy, shaped
+	LinkNetns                    // the kernel's TCP between two network namespaces of this host
+	LinkVM                       // the kernel's TCP between two network namespaces in the kernel VM
 )
+
+// kindPrefix is the prefix of each shaped kind in ParseLink and String.
+var kindPrefix = map[LinkKind]string{LinkWAN: "wan", LinkNetns: "netns", LinkVM: "vm"}
 
 // mss is the TCP segment size the loss model assumes (Ethernet, with
 // timestamps).
@@ -55,14 +70,17 @@ func ParseLink(s string) (Link, error) {
 	case "loopback":
 		return Link{Kind: LinkLoopback}, nil
 	}
-	params, ok := strings.CutPrefix(s, "wan:")
-	if s == "wan" {
-		params, ok = "", true
+	kind, params, _ := strings.Cut(s, ":")
+	l := Link{Kind: -1}
+	for k, p := range kindPrefix {
+		if kind == p {
+			l.Kind = k
+		}
 	}
-	if !ok {
-		return Link{}, fmt.Errorf("%w: %q: want direct, loopback or wan:rtt=D,flow=RATE,link=RATE,loss=P", ErrBadLink, s)
+	if l.Kind < 0 {
+		return Link{}, fmt.Errorf("%w: %q: want direct, loopback, wan:rtt=D,flow=RATE,link=RATE,loss=P, netns:rtt=D,loss=P,rate=RATE or vm:rtt=D,loss=P,rate=RATE", ErrBadLink, s)
 	}
-	l := Link{Kind: LinkWAN}
+	kernel := l.Kind != LinkWAN
 	for kv := range strings.SplitSeq(params, ",") {
 		if kv == "" {
 			continue
@@ -72,21 +90,20 @@ func ParseLink(s string) (Link, error) {
 			return Link{}, fmt.Errorf("%w: %q: %q is not key=value", ErrBadLink, s, kv)
 		}
 		var err error
-		switch k {
-		case "rtt":
+		switch {
+		case k == "rtt":
 			l.RTT, err = time.ParseDuration(v)
 			if err == nil && (l.RTT < 0 || l.RTT > time.Minute) {
 				err = errors.New("want 0 to 1m")
 			}
-		case "flow":
+		case k == "flow" && !kernel:
 			l.Flow, err = ParseRate(v)
-		case "link":
+		case k == "link" && !kernel, k == "rate" && kernel:
 			l.Bandwidth, err = ParseRate(v)
-		case "loss":
-			l.Loss, err = strconv.ParseFloat(v, 64)
-			if err == nil && (l.Loss < 0 || l.Loss >= 1 || math.IsNaN(l.Loss)) {
-				err = errors.New("want a probability in [0, 1)")
-			}
+		case k == "loss":
+			l.Loss, err = parseLoss(v)
+		case kernel:
+			err = errors.New("unknown key (want rtt, loss or rate)")
 		default:
 			err = errors.New("unknown key (want rtt, flow, link or loss)")
 		}
@@ -109,6 +126,15 @@ func (l Link) String() string {
 	if l.RTT > 0 {
 		p = append(p, "rtt="+l.RTT.String())
 	}
+	if l.Kind != LinkWAN {
+		if l.Loss > 0 {
+			p = append(p, "loss="+strconv.FormatFloat(l.Loss*100, 'g', 6, 64)+"%")
+		}
+		if l.Bandwidth > 0 {
+			p = append(p, "rate="+FormatRate(l.Bandwidth))
+		}
+		return kindPrefix[l.Kind] + ":" + strings.Join(p, ",")
+	}
 	if l.Flow > 0 {
 		p = append(p, "flow="+FormatRate(l.Flow))
 	}
@@ -121,12 +147,43 @@ func (l Link) String() string {
 	return "wan:" + strings.Join(p, ",")
 }
 
+// parseLoss reads a loss probability, as a fraction (0.001) or a
+// percentage (0.1%).
+func parseLoss(v string) (float64, error) {
+	num, pct := strings.CutSuffix(v, "%")
+	p, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, err
+	}
+	if pct {
+		p /= 100
+	}
+	if p < 0 || p >= 1 || math.IsNaN(p) {
+		return 0, errors.New("want a probability in [0, 1) or a percentage below 100%")
+	}
+	return p, nil
+}
+
+// Model is the WAN model of the proxy that predicts a kernel link (netns
+// or vm): the same RTT, loss and shared rate, no per-flow cap but the
+// loss's Mathis bound. For other kinds it is l itself.
+func (l Link) Model() Link {
+	if l.Kind != LinkNetns && l.Kind != LinkVM {
+		return l
+	}
+	return Link{Kind: LinkWAN, RTT: l.RTT, Bandwidth: l.Bandwidth, Loss: l.Loss}
+}
+
 // Proxied reports whether connections go through the bench's proxy.
-func (l Link) Proxied() bool { return l.Kind != LinkDirect }
+func (l Link) Proxied() bool { return l.Kind == LinkLoopback || l.Kind == LinkWAN }
 
 // FlowCap is the rate one connection gets in one direction, in bytes per
-// second (0: no cap): Flow, lowered by the loss model.
+// second (0: no cap): Flow, lowered by the loss model. For the kernel's
+// links (netns, vm) it is what the WAN model predicts.
 func (l Link) FlowCap() int64 {
+	if l.Kind != LinkWAN {
+		l = l.Model()
+	}
 	c := l.Flow
 	if l.Loss > 0 && l.RTT > 0 {
 		m := int64(mss / l.RTT.Seconds() * 1.22 / math.Sqrt(l.Loss))
