@@ -23,16 +23,18 @@ func TestParseLink(t *testing.T) {
 		{in: "wan:flow=800kbit", want: netbench.Link{Kind: netbench.LinkWAN, Flow: 100_000}, cap: 100_000},
 		{in: "wan:rtt=1.5ms,link=2.5Gbit", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 1500 * time.Microsecond, Bandwidth: 312_500_000}},
 		{in: "wan", want: netbench.Link{Kind: netbench.LinkWAN}, back: "wan:"},
-		// Mathis: 1448 B / 40 ms * 1.22 / sqrt(0.01) = 441 640 B/s, below the flow cap.
-		{in: "wan:rtt=40ms,flow=50Mbit,loss=0.01", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 40 * time.Millisecond, Flow: 6_250_000, Loss: 0.01}, cap: 441_640},
+		// Padhye et al. with b = 2, T0 = 240 ms: 1448 B / (40 ms * sqrt(4 * 0.01 / 3)
+		// + 240 ms * 3 * sqrt(6 * 0.01 / 8) * 0.01 * (1 + 32e-4)) = 276 107 B/s,
+		// below the flow cap (the Mathis bound was 441 640).
+		{in: "wan:rtt=40ms,flow=50Mbit,loss=0.01", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 40 * time.Millisecond, Flow: 6_250_000, Loss: 0.01}, cap: 276_107},
 		// Loss without a flow cap still caps.
-		{in: "wan:rtt=10ms,loss=0.0001", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 10 * time.Millisecond, Loss: 0.0001}, cap: 17_665_600},
-		{in: "wan:rtt=40ms,loss=1%", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 40 * time.Millisecond, Loss: 0.01}, back: "wan:rtt=40ms,loss=0.01", cap: 441_640},
+		{in: "wan:rtt=10ms,loss=0.0001", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 10 * time.Millisecond, Loss: 0.0001}, cap: 12_481_074},
+		{in: "wan:rtt=40ms,loss=1%", want: netbench.Link{Kind: netbench.LinkWAN, RTT: 40 * time.Millisecond, Loss: 0.01}, back: "wan:rtt=40ms,loss=0.01", cap: 276_107},
 		// The kernel's links: the cap is what the WAN model predicts.
-		{in: "vm:rtt=40ms,loss=1%,rate=16Mbit", want: netbench.Link{Kind: netbench.LinkVM, RTT: 40 * time.Millisecond, Bandwidth: 2_000_000, Loss: 0.01}, cap: 441_640},
-		{in: "netns:rtt=40ms,loss=0.1%,rate=200Mbit", want: netbench.Link{Kind: netbench.LinkNetns, RTT: 40 * time.Millisecond, Bandwidth: 25_000_000, Loss: 0.001}, cap: 1_396_588},
+		{in: "vm:rtt=40ms,loss=1%,rate=16Mbit", want: netbench.Link{Kind: netbench.LinkVM, RTT: 40 * time.Millisecond, Bandwidth: 2_000_000, Loss: 0.01}, cap: 276_107},
+		{in: "netns:rtt=40ms,loss=0.1%,rate=200Mbit", want: netbench.Link{Kind: netbench.LinkNetns, RTT: 40 * time.Millisecond, Bandwidth: 25_000_000, Loss: 0.001}, cap: 978_172},
 		{in: "vm:rate=1Gbit,loss=0.01,rtt=4ms", want: netbench.Link{Kind: netbench.LinkVM, RTT: 4 * time.Millisecond, Bandwidth: 125_000_000, Loss: 0.01},
-			back: "vm:rtt=4ms,loss=1%,rate=1Gbit", cap: 4_416_400},
+			back: "vm:rtt=4ms,loss=1%,rate=1Gbit", cap: 1_457_350},
 		{in: "vm:", want: netbench.Link{Kind: netbench.LinkVM}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {

@@ -43,8 +43,8 @@ Link models (--link, repeatable):
   wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0
              through the proxy: every TCP connection is capped at flow on its
              own (per direction), all share link, and bytes are delayed by
-             rtt/2 each way; loss lowers the per-flow cap to the Mathis bound
-             MSS/rtt*1.22/sqrt(loss)
+             rtt/2 each way; loss lowers the per-flow cap to what one TCP
+             flow gets (Padhye et al., with timeouts and delayed ACKs)
   vm:rtt=40ms,loss=0.1%,rate=100Mbit
              the kernel's own TCP, in the Debian kernel VM (qemu, TCG): serve
              and ship in two network namespaces joined by a veth pair, netem
