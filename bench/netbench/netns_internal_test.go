@@ -56,7 +56,7 @@ func TestNetnsCommands(t *testing.T) {
 	}
 	for _, tc := range []struct{ got, want []string }{
 		{netemArgs("tc", "n", "d", l), []string{"tc", "-n", "n", "qdisc", "add", "dev", "d", "root", "handle", "1:", "netem", "delay", "20000us", "limit", "100000", "loss", "0.1%"}},
-		{tbfArgs("tc", "n", "d", l), []string{"tc", "-n", "n", "qdisc", "add", "dev", "d", "parent", "1:1", "handle", "10:", "tbf", "rate", "16000000bit", "burst", "16000", "limit", "80000"}},
+		{tbfArgs("tc", "n", "d", l), []string{"tc", "-n", "n", "qdisc", "add", "dev", "d", "parent", "1:1", "handle", "10:", "tbf", "rate", "16000000bit", "burst", "40000", "limit", "80000"}},
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("got %q\nwant %q", tc.got, tc.want)
