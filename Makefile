@@ -56,12 +56,12 @@ BENCHSIZE   ?= 256MiB
 BENCHREPEAT ?= 3
 BENCHLINKS  ?= --link loopback --link wan:rtt=40ms,flow=50Mbit,link=1Gbit
 # The kernel's own TCP in the Debian kernel VM (docs/bench.md, "The kernel's
-# TCP against the model"), beside the WAN model of the same paths: 32 MiB
+# TCP against the model"), beside the WAN model of the same paths: 24 MiB
 # of sequential writes, 1 to 16 streams, 40 ms, 0.1% and 1% loss, a rate the
 # emulated guest can carry. VMLINKS= skips it; about 15 minutes.
-VMSIZE      ?= 32MiB
-VMLINKS     ?= --link vm:rtt=40ms,loss=0.1%,rate=16Mbit --link vm:rtt=40ms,loss=1%,rate=16Mbit \
-               --link wan:rtt=40ms,link=16Mbit,loss=0.001 --link wan:rtt=40ms,link=16Mbit,loss=0.01
+VMSIZE      ?= 24MiB
+VMLINKS     ?= --link vm:rtt=40ms,loss=0.1%,rate=10Mbit --link vm:rtt=40ms,loss=1%,rate=10Mbit \
+               --link wan:rtt=40ms,link=10Mbit,loss=0.001 --link wan:rtt=40ms,link=10Mbit,loss=0.01
 
 bench: build
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./... | tee bench.txt

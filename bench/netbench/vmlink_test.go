@@ -9,7 +9,7 @@ import (
 
 // TestVMLink is the kernel tier's short run of the vm link model: in the
 // Debian kernel under qemu, a journal shipped over 2 streams between two
-// network namespaces with 40 ms of RTT, 1% loss each way and a 16 Mbit/s
+// network namespaces with 40 ms of RTT, 1% loss each way and a 10 Mbit/s
 // rate. It fails if the link cannot be made, if nothing is shipped, or if
 // the server's image is not the journal replayed (Setup.Verify); it
 // asserts no speed.
@@ -23,7 +23,7 @@ func TestVMLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := netbench.ParseLink("vm:rtt=40ms,loss=1%,rate=16Mbit")
+	l, err := netbench.ParseLink("vm:rtt=40ms,loss=1%,rate=10Mbit")
 	if err != nil {
 		t.Fatal(err)
 	}
