@@ -66,3 +66,24 @@ func TestNetnsCommands(t *testing.T) {
 		t.Errorf("withAuth: %q", got)
 	}
 }
+
+// The guest's command runs the netns form of the link over the journal in
+// /in, every repetition its own run, with the sweep's flags quoted for
+// the shell.
+func TestVMBenchCommand(t *testing.T) {
+	l, err := ParseLink("vm:rtt=40ms,loss=1%,rate=10Mbit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := Sweep{
+		Setup:   Setup{Size: 8 << 20, ShipArgs: []string{"--window-bytes", "4 MiB"}, Verify: true},
+		Streams: []int{1, 4},
+	}
+	got := vmBenchCommand(sw, l, []Variant{{}, Variants["zstd"]}, 2)
+	want := `'/bin/logship' 'bench' '--journal' '/in/journal.log' '--link' 'netns:rtt=40ms,loss=1%,rate=10Mbit' ` +
+		`'--streams' '1,1,4,4' '--json' '--quiet' '--dir' '/srv' '--compare' 'zstd' '--task-size' '8388608' ` +
+		`'--ship-args' '--window-bytes 4 MiB' '--verify'`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
