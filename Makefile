@@ -26,7 +26,7 @@ build:
 
 # deps installs what the tests need on a fresh Debian machine (as root):
 # qemu-utils (qemu-io, the independent journal producer), qemu-system-x86,
-# busybox-static, dmsetup, e2fsprogs and xz-utils (the kernel VM), then the
+# busybox-static, dmsetup, e2fsprogs, iproute2 and xz-utils (the kernel VM), then the
 # Go modules. It is quiet and quick when everything is there already.
 deps:
 	sh scripts/vm-deps.sh
