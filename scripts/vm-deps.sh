@@ -1,13 +1,14 @@
 #!/bin/sh
 # vm-deps.sh installs the Debian packages the kernel VM harness
 # (fixtures/vm) needs: qemu to boot Debian's kernel, a static busybox for the
-# guest, dmsetup and e2fsprogs to copy into the initramfs, and qemu-utils for
-# the blklogwrites producer; xfsprogs and btrfs-progs for crashtest's xfs
-# and btrfs presets (bench/crashtest's TestPresets). It is idempotent: when
-# everything is installed it prints nothing and exits 0.
+# guest, dmsetup, e2fsprogs and iproute2 (ip and tc, for the network link
+# model) to copy into the initramfs, and qemu-utils for the blklogwrites
+# producer; xfsprogs and btrfs-progs for crashtest's xfs and btrfs presets
+# (bench/crashtest's TestPresets). It is idempotent: when everything is
+# installed it prints nothing and exits 0.
 set -eu
 
-pkgs="qemu-system-x86 busybox-static qemu-utils e2fsprogs dmsetup xz-utils xfsprogs btrfs-progs"
+pkgs="qemu-system-x86 busybox-static qemu-utils e2fsprogs dmsetup xz-utils xfsprogs btrfs-progs iproute2"
 
 missing=""
 for p in $pkgs; do

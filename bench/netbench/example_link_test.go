@@ -8,7 +8,7 @@ import (
 
 // A WAN model: every connection gets 50 Mbit/s on its own, all share
 // 1 Gbit/s, and bytes take 20 ms each way. With 1% loss a 40 ms path
-// holds one TCP flow to the Mathis bound instead.
+// holds one TCP flow to what the loss model allows instead.
 func ExampleParseLink() {
 	for _, s := range []string{"wan:rtt=40ms,flow=50Mbit,link=1Gbit", "wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0.01"} {
 		l, err := netbench.ParseLink(s)
@@ -20,5 +20,5 @@ func ExampleParseLink() {
 	}
 	// Output:
 	// wan:rtt=40ms,flow=50Mbit,link=1Gbit: RTT 40ms, per flow 50Mbit, link 1Gbit
-	// wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0.01: RTT 40ms, per flow 3.53312Mbit, link 1Gbit
+	// wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0.01: RTT 40ms, per flow 2.208856Mbit, link 1Gbit
 }

@@ -15,7 +15,7 @@ var (
 	binOut  []byte
 )
 
-// LogshipBinary builds cmd/logship once per test binary: the bench runs
+// LogshipBinary builds a static cmd/logship once per test binary: the bench runs
 // the real `logship serve` and `logship ship`. (Exported for the
 // external tests of the package; it exists only in tests.)
 func LogshipBinary(t testing.TB) string {
@@ -27,7 +27,10 @@ func LogshipBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "logship")
-		binOut, binErr = exec.Command("go", "build", "-o", binPath, "../../cmd/logship").CombinedOutput()
+		// Static, so that the kernel VM (vm links) can run it too.
+		build := exec.Command("go", "build", "-o", binPath, "../../cmd/logship")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		binOut, binErr = build.CombinedOutput()
 	})
 	if binErr != nil {
 		t.Fatalf("building logship: %v\n%s", binErr, binOut)

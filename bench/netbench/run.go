@@ -35,6 +35,9 @@ type Setup struct {
 	Dir string
 	// Timeout bounds the run (30 minutes if 0).
 	Timeout time.Duration
+	// Verify compares the server's image with the journal replayed onto
+	// zeros once the server stopped; a difference is ErrDiverged.
+	Verify bool
 }
 
 // Variant is a configuration compared against the default one.
@@ -88,6 +91,9 @@ type Measurement struct {
 	Reconnects    int   `json:"reconnects"`
 }
 
+// benchTask is the task every run ships; the image is DIR/bench/image.
+const benchTask = "bench"
+
 // Measure runs one Setup.
 func Measure(ctx context.Context, s Setup) (Measurement, error) {
 	m := Measurement{Link: s.Link.String(), Variant: s.Variant.Name, Streams: s.Streams}
@@ -108,12 +114,31 @@ func Measure(ctx context.Context, s Setup) (Measurement, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("bench: the run took longer than %v", timeout))
 	defer cancel()
 
+	if s.Link.Kind == LinkVM {
+		return m, fmt.Errorf("bench: %s: a vm link runs a whole Sweep in one boot, not one Measure", s.Link)
+	}
+
 	dir, err := os.MkdirTemp(s.Dir, "serve-")
 	if err != nil {
 		return m, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := proc.StartServe(ctx, bin, filepath.Join(dir, "srv"), append(slices.Clone(s.ServeArgs), s.Variant.ServeArgs...), nil)
+	listen, shipBin := "127.0.0.1:0", bin
+	var srvWrap, shipWrap, auth []string
+	if s.Link.Kind == LinkNetns {
+		ns, err := newNetnsPair(ctx, s.Link)
+		if err != nil {
+			return m, err
+		}
+		defer ns.Close() // after the processes are killed (deferred below)
+		listen, srvWrap, shipWrap = netnsServerIP+":0", ns.exec(ns.server), ns.exec(ns.source)
+		shipBin = shipWrap[0]
+		// Not a loopback address: --insecure is refused, the key is not.
+		if auth, err = writePSK(dir); err != nil {
+			return m, err
+		}
+	}
+	srv, err := proc.StartServeIn(ctx, srvWrap, bin, listen, filepath.Join(dir, "srv"), auth, append(slices.Clone(s.ServeArgs), s.Variant.ServeArgs...), nil)
 	if err != nil {
 		return m, err
 	}
@@ -127,8 +152,11 @@ func Measure(ctx context.Context, s Setup) (Measurement, error) {
 		defer px.Close()
 		addr = px.Addr()
 	}
-	args := proc.ShipArgs(s.Journal, addr, "bench", s.Streams, s.Size, append(slices.Clone(s.ShipArgs), s.Variant.ShipArgs...))
-	sh, err := proc.Start("logship ship", bin, args, nil, nil)
+	args := proc.ShipArgs(s.Journal, addr, benchTask, s.Streams, s.Size, append(slices.Clone(s.ShipArgs), s.Variant.ShipArgs...))
+	if shipWrap != nil {
+		args = append(append(slices.Clone(shipWrap[1:]), bin), withAuth(args, auth)...)
+	}
+	sh, err := proc.Start("logship ship", shipBin, args, nil, nil)
 	if err != nil {
 		return m, err
 	}
@@ -144,6 +172,11 @@ func Measure(ctx context.Context, s Setup) (Measurement, error) {
 	}
 	if err := srv.Stop(time.Minute); err != nil {
 		return m, srv.Failure(err)
+	}
+	if s.Verify {
+		if err := verifyImage(s.Journal, filepath.Join(dir, "srv", benchTask, "image")); err != nil {
+			return m, err
+		}
 	}
 	m.Bytes, m.Entries, m.Windows, m.Seconds, m.Reconnects = sum.Bytes, sum.Entries, sum.Windows, sum.Seconds, sum.Reconnects
 	if m.Seconds > 0 {
@@ -204,6 +237,18 @@ func (sw Sweep) Run(ctx context.Context, report func(Measurement) error) error {
 	}
 	repeat := max(sw.Repeat, 1)
 	for _, l := range sw.Links {
+		if l.Kind == LinkVM {
+			ms, err := measureVM(ctx, sw, l, variants)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if err := report(m); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		for _, v := range variants {
 			for _, n := range sw.Streams {
 				s := sw.Setup

@@ -43,8 +43,17 @@ Link models (--link, repeatable):
   wan:rtt=40ms,flow=50Mbit,link=1Gbit,loss=0
              through the proxy: every TCP connection is capped at flow on its
              own (per direction), all share link, and bytes are delayed by
-             rtt/2 each way; loss lowers the per-flow cap to the Mathis bound
-             MSS/rtt*1.22/sqrt(loss)
+             rtt/2 each way; loss lowers the per-flow cap to what one TCP
+             flow gets (Padhye et al., with timeouts and delayed ACKs)
+  vm:rtt=40ms,loss=0.1%,rate=100Mbit
+             the kernel's own TCP, in the Debian kernel VM (qemu, TCG): serve
+             and ship in two network namespaces joined by a veth pair, netem
+             delaying by rtt/2 and dropping with probability loss each way,
+             tbf holding each way to rate; all of the link's runs in one boot
+             (root, the packages of scripts/vm-deps.sh, a journal of at most
+             64 MiB, a static logship binary)
+  netns:rtt=40ms,loss=0.1%,rate=100Mbit
+             the same on this host's kernel (root, iproute2, sch_netem)
 
 Workloads (--workload, with --size): seq (1 MiB sequential writes, a FLUSH
 every 16), rand4k (4 KiB random writes, a FLUSH every 64), fs (the entries
@@ -79,6 +88,8 @@ streams, one line per link model.`)
 		shipArgs  = fs.String("ship-args", "", "extra flags for every logship ship, space-separated")
 		quiet     = fs.BoolP("quiet", "q", false, "no progress on stderr")
 		from      = fs.StringArray("from", nil, "instead of running, read the runs from this --json output (repeatable), to print or --plot them again")
+		verify    = fs.Bool("verify", false, "after each run, compare the server's image with the journal replayed")
+		taskSize  = fs.String("task-size", "", "image size of the task with --journal (default: what ship picks)")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -159,7 +170,14 @@ streams, one line per link model.`)
 	}
 	defer os.RemoveAll(scratch)
 
-	setup := netbench.Setup{Journal: *journalF, Dir: scratch, ServeArgs: strings.Fields(*serveArgs), ShipArgs: strings.Fields(*shipArgs)}
+	setup := netbench.Setup{Journal: *journalF, Dir: scratch, ServeArgs: strings.Fields(*serveArgs), ShipArgs: strings.Fields(*shipArgs), Verify: *verify}
+	if *taskSize != "" {
+		size, err := humanize.ParseBytes(*taskSize)
+		if err != nil || size == 0 || size > 1<<50 || *workload != "" {
+			return usagef("--task-size %q: want a size, with --journal", *taskSize)
+		}
+		setup.Size = int64(size)
+	}
 	if *workload != "" {
 		size, err := humanize.ParseBytes(*sizeS)
 		if err != nil || size == 0 || size > 1<<44 {

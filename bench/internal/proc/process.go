@@ -134,7 +134,22 @@ type Serve struct {
 // extra...` and waits until it listens (it has recovered every task by
 // then). echo is as for Start.
 func StartServe(ctx context.Context, bin, dir string, extra []string, echo io.Writer) (*Serve, error) {
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure"}, extra...)
+	return StartServeIn(ctx, nil, bin, "127.0.0.1:0", dir, nil, extra, echo)
+}
+
+// StartServeIn is StartServe listening on listen, authenticating with the
+// flags auth (--insecure if empty), run under the command wrap (such as ip
+// netns exec NS), which must exec the server in its place so that its
+// usage is the server's; wrap may be empty.
+func StartServeIn(ctx context.Context, wrap []string, bin, listen, dir string, auth, extra []string, echo io.Writer) (*Serve, error) {
+	if len(auth) == 0 {
+		auth = []string{"--insecure"}
+	}
+	args := append(append([]string{"serve", "--listen", listen, "--dir", dir}, auth...), extra...)
+	if len(wrap) > 0 {
+		args = append(append(wrap[1:len(wrap):len(wrap)], bin), args...)
+		bin = wrap[0]
+	}
 	addr := make(chan string, 1)
 	p, err := Start("logship serve", bin, args, func(line string) {
 		if _, a, ok := strings.Cut(line, "listening on "); ok {
