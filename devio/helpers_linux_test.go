@@ -7,27 +7,17 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/logship/logship/fixtures/prereq"
 )
 
-// requireRoot fails (not skips) a test that needs root: the project's tests
-// run as root, and a skipped loop-device test would hide a missing setup.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (loop devices, mount); run `go test` as root")
-	}
-}
+// requireRoot skips a test that needs root under -short and fails it
+// otherwise (prereq.Root).
+func requireRoot(t testing.TB) { t.Helper(); prereq.Root(t) }
 
-// requireCmd fails a test whose external tool is missing, naming the Debian
-// package to install.
-func requireCmd(t testing.TB, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: apt-get install %s", name, pkg)
-	}
-	return p
-}
+// requireCmd skips under -short a test whose external tool is missing and
+// fails it otherwise, naming the Debian package to install (prereq.Tool).
+func requireCmd(t testing.TB, name, pkg string) string { t.Helper(); return prereq.Tool(t, name, pkg) }
 
 // sparseFile creates a sparse file of size bytes in a new temp dir.
 func sparseFile(t testing.TB, size int64) string {

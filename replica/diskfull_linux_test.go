@@ -13,20 +13,16 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/prereq"
 )
 
 // smallFS mounts a fresh ext4 file system of size bytes, on a loop device
-// over a sparse file, and returns its mount point. It fails (never skips)
-// without root or mkfs.ext4.
+// over a sparse file, and returns its mount point. It skips under -short
+// and fails without root or mkfs.ext4 otherwise.
 func smallFS(t *testing.T, size int64) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (loop device, mount); run go test as root")
-	}
-	mkfs, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		t.Fatal("mkfs.ext4 not found: apt-get install e2fsprogs")
-	}
+	prereq.Root(t)
+	mkfs := prereq.Tool(t, "mkfs.ext4", "e2fsprogs")
 	backing := filepath.Join(t.TempDir(), "fs.img")
 	if err := os.WriteFile(backing, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 )
@@ -105,12 +106,7 @@ func TestAlignedReaderDirectFile(t *testing.T) {
 	}
 }
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (loop devices); run the tests as root")
-	}
-}
+func requireRoot(t testing.TB) { t.Helper(); prereq.Root(t) }
 
 // A journal on a block device (a loop device with 4096-byte blocks, so
 // the 512-byte headers are unaligned reads) is read with O_DIRECT, at rest

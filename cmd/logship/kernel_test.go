@@ -26,6 +26,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/fixtures/vm"
 	"github.com/logship/logship/journal"
 )
@@ -74,6 +75,7 @@ var (
 // for want of one.
 func kernelHarness(t *testing.T) *vm.Harness {
 	t.Helper()
+	prereq.VM(t)
 	vmOnce.Do(func() {
 		start := time.Now()
 		vmHarness, vmErr = vm.Prepare(t.Context(), vm.Config{Timeout: 5 * time.Minute})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/prereq"
 )
 
 // TestReplayQemuJournals is the acceptance test of the journal core against
@@ -17,6 +18,7 @@ import (
 // byte-identical to the data image qemu-io wrote; many random workloads,
 // both sector sizes, with discards and write-zeroes.
 func TestReplayQemuJournals(t *testing.T) {
+	prereq.Tool(t, "qemu-io", "qemu-utils")
 	ctx := context.Background()
 	dir := t.TempDir()
 	for _, ss := range []int{512, 4096} {
@@ -46,6 +48,9 @@ func TestReplayQemuJournals(t *testing.T) {
 // TestReplayQemuExt4 records copying a real ext4 image through blklogwrites,
 // replays the journal and checks the result with e2fsck.
 func TestReplayQemuExt4(t *testing.T) {
+	prereq.Tool(t, "qemu-img", "qemu-utils")
+	prereq.Tool(t, "mkfs.ext4", "e2fsprogs")
+	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "ext4.img")
 	sparseFile(t, src, 32<<20)

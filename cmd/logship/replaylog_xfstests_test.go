@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/journal"
 )
 
@@ -92,10 +93,8 @@ echo DONE >> "$OUT"
 // block device of c.size bytes, all zeros), and checks its answers.
 func runXfstestsHarness(t *testing.T, c rlCapture, dev string) {
 	t.Helper()
-	for _, tool := range []string{"bash", "e2fsck", "debugfs", "md5sum"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing: install Debian's bash, e2fsprogs and coreutils (make deps)", tool)
-		}
+	for tool, pkg := range map[string]string{"bash": "bash", "e2fsck": "e2fsprogs", "debugfs": "e2fsprogs", "md5sum": "coreutils"} {
+		prereq.Tool(t, tool, pkg)
 	}
 	dir := t.TempDir()
 	link := filepath.Join(dir, "replay-log")

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/fixtures/vm"
 )
 
@@ -29,6 +30,7 @@ var (
 // initramfs and room (1 GiB) for a server, a ship and a workload.
 func inGuestHarness(t *testing.T) *vm.Harness {
 	t.Helper()
+	prereq.VM(t)
 	guestOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "logship-static-")
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/fixtures/vm"
 )
 
@@ -32,6 +33,7 @@ var (
 // logship binary (/bin/logship), so that the guest can run `logship mark`.
 func shipHarness(t *testing.T) *vm.Harness {
 	t.Helper()
+	prereq.VM(t)
 	vmShipOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "logship-static-")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/digest"
+	"github.com/logship/logship/fixtures/prereq"
 )
 
 // The acceptance tests of sync, verify and recover (issue 5) run the real
@@ -22,13 +23,13 @@ import (
 
 func requireRootCmd(t *testing.T, cmds ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (loop devices, mount); run the tests as root")
-	}
+	prereq.Root(t)
 	for _, c := range cmds {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("%s is missing: install Debian's e2fsprogs and mount (make deps)", c)
+		pkg := "e2fsprogs"
+		if c == "mount" || c == "umount" {
+			pkg = "mount"
 		}
+		prereq.Tool(t, c, pkg)
 	}
 }
 
@@ -36,6 +37,7 @@ func requireRootCmd(t *testing.T, cmds ...string) {
 // returns the device, detached at the end of the test.
 func blkLoop(t *testing.T, size int64) *devio.Loop {
 	t.Helper()
+	prereq.Root(t)
 	p := filepath.Join(t.TempDir(), "source.img")
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/logship/logship/fixtures/prereq"
 )
 
 // TestSystemdUnits checks the unit files of contrib/systemd with
@@ -13,10 +15,7 @@ import (
 // test, which verify requires to exist), and that they keep their
 // hardening.
 func TestSystemdUnits(t *testing.T) {
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Fatalf("systemd-analyze not found: install the Debian package systemd (apt-get install --no-install-recommends systemd)")
-	}
+	sa := prereq.Tool(t, "systemd-analyze", "systemd")
 	src := filepath.Join("..", "..", "contrib", "systemd")
 	dir := t.TempDir()
 	units := map[string]string{"logship-serve.service": "logship-serve.service", "logship-ship@.service": "logship-ship@vol0.service"}
