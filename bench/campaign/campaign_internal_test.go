@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/logship/logship/control"
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/replica"
 )
 
@@ -25,6 +26,8 @@ var kernelJournals = []string{
 // without it), the kernel journals shipped now and then and crash-tested
 // with explored states. Nothing may diverge or be lost.
 func TestCampaign(t *testing.T) {
+	prereq.Root(t) // the disk-full fault: a loop device and a mount
+	prereq.Tool(t, "mkfs.ext4", "e2fsprogs")
 	runs := 20
 	if raceEnabled {
 		runs = 6 // the race detector slows the proxy; the processes are the same
