@@ -50,6 +50,10 @@ func key(e event) string { return e.Package + "\x00" + e.Test }
 func (s *state) handle(e event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e.Action == "build-output" { // compiler errors, keyed by ImportPath
+		io.WriteString(s.out, e.Output)
+		return
+	}
 	if e.Package == "" {
 		return
 	}
