@@ -11,11 +11,11 @@ import (
 )
 
 // journalFile is the journal being shipped: a regular file or a log
-// device, with the ReaderAt the journal package reads through.
+// device, opened by devio.OpenJournal.
 type journalFile struct {
 	path   string
-	dev    *devio.Device
-	r      io.ReaderAt // dev, or an alignedReader over it with O_DIRECT
+	dev    *devio.Journal
+	r      io.ReaderAt // dev
 	direct bool
 }
 
@@ -23,28 +23,11 @@ type journalFile struct {
 // with O_DIRECT (the kernel writes a log device behind its page cache); a
 // regular file only when direct is set.
 func openJournal(path string, direct bool) (*journalFile, error) {
-	dev, err := devio.Open(path, devio.Options{})
+	dev, err := devio.OpenJournal(path, devio.JournalOptions{Direct: direct})
 	if err != nil {
 		return nil, err
 	}
-	if dev.Kind() == devio.Block {
-		direct = true
-	}
-	j := &journalFile{path: path, dev: dev, r: dev}
-	if !direct {
-		return j, nil
-	}
-	dev.Close()
-	if j.dev, err = devio.Open(path, devio.Options{Direct: true}); err != nil {
-		return nil, err
-	}
-	ar, err := newAlignedReader(j.dev, j.dev.LogicalBlockSize())
-	if err != nil {
-		j.dev.Close()
-		return nil, err
-	}
-	j.r, j.direct = ar, true
-	return j, nil
+	return &journalFile{path: path, dev: dev, r: dev, direct: dev.Direct()}, nil
 }
 
 func (j *journalFile) Close() error { return j.dev.Close() }

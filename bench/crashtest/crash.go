@@ -277,7 +277,7 @@ func (c *crash) finish(err error) error {
 type crash struct {
 	o     Options
 	path  string
-	jf    *os.File
+	jf    *devio.Journal
 	jsize int64
 	super journal.Super
 
@@ -344,7 +344,7 @@ func newCrash(path string, o Options) (*crash, error) {
 		o.Jobs, o.Dedupe = 1, false
 	}
 	o.Jobs = max(o.Jobs, 1)
-	jf, err := os.Open(path)
+	jf, err := devio.OpenJournal(path, devio.JournalOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -382,10 +382,7 @@ func (c *crash) isPoint(e journal.Entry) bool {
 // measures the extent the journal touches and checks the options against
 // the journal.
 func (c *crash) scan() error {
-	size, err := c.jf.Seek(0, io.SeekEnd)
-	if err != nil {
-		return c.wrap(err)
-	}
+	size := c.jf.Size()
 	c.jsize = size
 	r, err := journal.NewReader(c.jf, size)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/logship/logship/devio"
 )
 
 // replay-log's view of a journal (xfstests src/log-writes/log-writes.c):
@@ -65,7 +67,7 @@ var rlFailed = errors.New("replay-log: failed")
 // rlLog is an open journal with replay-log's cursor: cur is the index of the
 // next entry (cur_entry), pos the byte offset of its header (cur_pos).
 type rlLog struct {
-	f      *os.File
+	f      *devio.Journal
 	size   int64
 	target *os.File // nil without --replay
 
@@ -106,7 +108,7 @@ func errnoOf(err error) int {
 func rlOpen(logPath, targetPath string, haveTarget bool, out *bufio.Writer, stdout, stderr io.Writer) (*rlLog, error) {
 	l := &rlLog{out: out, stdout: stdout, stderr: stderr}
 	var err error
-	if l.f, err = os.Open(logPath); err != nil {
+	if l.f, err = devio.OpenJournal(logPath, devio.JournalOptions{}); err != nil {
 		fmt.Fprintf(stderr, "Couldn't open log %s: %d\n", logPath, errnoOf(err))
 		return nil, rlExit(1)
 	}
@@ -122,9 +124,7 @@ func rlOpen(logPath, targetPath string, haveTarget bool, out *bufio.Writer, stdo
 		l.close()
 		return nil, rlExit(1)
 	}
-	if l.size, err = l.f.Seek(0, io.SeekEnd); err != nil {
-		return fail("Error reading super: %d\n", errnoOf(err))
-	}
+	l.size = l.f.Size()
 	sb := make([]byte, rlSuperLen)
 	if n, err := l.f.ReadAt(sb, 0); n < len(sb) {
 		return fail("Error reading super: %d\n", errnoOf(err))

@@ -1,11 +1,9 @@
-package source
+package devio
 
 import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/logship/logship/devio"
 )
 
 // maxBounce bounds the bounce buffer of an alignedReader: a larger read is
@@ -28,17 +26,17 @@ type alignedReader struct {
 // power of two) in offset, length and buffer address.
 func newAlignedReader(r io.ReaderAt, blockSize int) (*alignedReader, error) {
 	if blockSize <= 0 || blockSize&(blockSize-1) != 0 {
-		return nil, fmt.Errorf("source: block size %d is not a power of two", blockSize)
+		return nil, fmt.Errorf("devio: block size %d is not a power of two", blockSize)
 	}
 	n := max(maxBounce, 2*blockSize)
-	return &alignedReader{r: r, bs: int64(blockSize), bounce: devio.AlignedBuffer(n, max(blockSize, 4096))}, nil
+	return &alignedReader{r: r, bs: int64(blockSize), bounce: AlignedBuffer(n, max(blockSize, 4096))}, nil
 }
 
 // ReadAt implements io.ReaderAt: fewer than len(p) bytes come only with an
 // error, io.EOF at the end of the device.
 func (a *alignedReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("source: read at negative offset %d", off)
+		return 0, fmt.Errorf("devio: read at negative offset %d", off)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
