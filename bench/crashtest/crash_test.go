@@ -17,6 +17,7 @@ import (
 	"github.com/logship/logship/bench/crashtest"
 	"github.com/logship/logship/digest"
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/prereq"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/replay"
 )
@@ -169,6 +170,7 @@ func (s *synth) wantPoints(p crashtest.Points, from int64) []int64 {
 // for both strategies, both refresh modes, files and loop devices, both
 // sector sizes, with and without a base image and a from-mark.
 func TestCrashtestExact(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	type tc struct {
 		name     string
 		ss       int
@@ -277,6 +279,7 @@ func TestCrashtestExact(t *testing.T) {
 // their point, applied on top of the point's state; each is checked
 // exactly, and there are never more than asked.
 func TestCrashtestExplore(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	wl := fixtures.DefaultWorkload(5, 512)
 	wl.Entries = 200
 	wl.Flush, wl.FUA, wl.Mark = 0.03, 0.02, 0.01 // longer windows
@@ -327,6 +330,7 @@ func TestCrashtestExplore(t *testing.T) {
 // dropped window or a write delayed past its barrier makes the exact
 // checker fail, first at the point that closes the corrupted window.
 func TestCrashtestFault(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	wl := fixtures.DefaultWorkload(8, 512)
 	wl.Entries = 300
 	s := newSynth(t, wl, nil)

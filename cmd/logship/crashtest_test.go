@@ -98,6 +98,7 @@ func markIndex(t *testing.T, es []journal.Entry, label string) int64 {
 // write moved across barriers) makes crashtest exit 1 at the point where
 // the state first goes wrong, naming it and showing the evidence.
 func TestCrashtestFaults(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	kj := loadKernelTestdata(t, "fsync-marks-512")
 	es := kernelEntries(t, kj.journal)
@@ -210,6 +211,7 @@ func TestCrashtestReport(t *testing.T) {
 // passing it) leaks nothing into the next point, through a loop device or
 // on the image file; a check that runs fsck -y, which repairs, neither.
 func TestCrashtestChecksMayWrite(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	kj := loadKernelTestdata(t, "fsync-marks-4096")
 	scribble := "e2fsck -fn {} >/dev/null 2>&1 || { e2fsck -fn {}; exit 1; }; dd if=/dev/urandom of={} bs=4096 seek=$((LOGSHIP_ENTRY % 7)) count=300 conv=notrunc status=none"
@@ -227,6 +229,7 @@ func TestCrashtestChecksMayWrite(t *testing.T) {
 // TestCrashtestBase: a journal that starts after mkfs needs the image it
 // started from; with --base it passes, from zeros it fails at once.
 func TestCrashtestBase(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
 	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	kj := loadKernelTestdata(t, "fsync-marks-512")
 	dir := t.TempDir()
