@@ -100,7 +100,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 }
 
 // TestKernelLayout checks the writer against the worked example of
-// reference/dm-log-writes.md section 2.5, byte for byte.
+// docs/journal-format.md §9, byte for byte.
 func TestKernelLayout(t *testing.T) {
 	var b fixtures.WriterAtBuffer
 	w, _ := journal.NewWriter(&b, 512)

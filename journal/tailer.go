@@ -41,7 +41,7 @@ func (o *TailOptions) defaults() {
 
 // Tailer follows a live journal: a log device that dm-log-writes is
 // writing, or a file that grows. It knows how the kernel updates the
-// superblock (reference/dm-log-writes.md section 5):
+// superblock (docs/journal-format.md §4):
 //   - nr_entries is rewritten only after a FUA or MARK entry, so entries
 //     after the last one counted are invisible until the next FUA or mark
 //     (send marks, e.g. `ship --tick`, to keep it moving);

@@ -61,7 +61,7 @@
 // Between two barriers the source made no promise of durability, so any
 // subset of a window's writes and discards, applied in journal order on top
 // of the state before the window, is a state it could have crashed into
-// (DESIGN.md, "window"; CrashMonkey's idea). With Explore set, Crashtest
+// (docs/journal-format.md §3, "window"; CrashMonkey's idea). With Explore set, Crashtest
 // also checks that many such subsets of the window that follows each point.
 // One exception keeps the subsets honest: an entry that carries FLUSH and
 // data is durable only after everything before it in its window, so it is

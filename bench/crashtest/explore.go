@@ -15,7 +15,7 @@ import (
 //
 // One rule narrows the choice: an entry with the FLUSH bit that carries data
 // (the kernel logs such an entry after the writes its flush made durable,
-// DESIGN.md and dm-log-writes.md section 3) is durable only after every
+// docs/journal-format.md §3) is durable only after every
 // entry before it in the window, so it is only ever kept with all of them,
 // and that state is the one after the window. It is therefore never chosen;
 // all the other entries without it then is a state of its own.

@@ -166,8 +166,8 @@ func servePowerLoss(t *testing.T, serveFlags string, partial, history bool) {
 	}
 
 	// The "acked" marks: the kernel logs a mark before the writes that
-	// had completed but were not flushed when it came (dm-log-writes.md
-	// section 3), so the state at a mark is what was durable when it was
+	// had completed but were not flushed when it came (docs/journal-format.md
+	// §3), so the state at a mark is what was durable when it was
 	// sent, and from there on a task whose ship had ended must be complete.
 	complete := map[string]int64{} // task → the index of its acked mark
 	for e, err := range readJournal(t, res.Journal).All() {
