@@ -228,6 +228,8 @@ func TestSyncServerRestart(t *testing.T) {
 	cfg := syncCfg(t, src, srv.Addr, "rs", SyncFull)
 	cfg.MaxInFlight = 2 << 20
 	cfg.RetryFor = 30 * time.Second
+	log := replicatest.NewLog(t)
+	cfg.Log = log.Logger
 	done := make(chan struct{})
 	var srv2 *replicatest.Server
 	go func() {
@@ -236,7 +238,8 @@ func TestSyncServerRestart(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		srv.Stop()
-		time.Sleep(300 * time.Millisecond)
+		// The sync retries against the dead server before it comes back.
+		log.WaitFor(t, "reconnecting", log.Count("reconnecting")+1)
 		srv2 = replicatest.Start(t, dir, srv.Addr)
 	}()
 	st := runSync(t, cfg)

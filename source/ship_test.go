@@ -15,22 +15,11 @@ import (
 
 	"github.com/logship/logship/barrier"
 	"github.com/logship/logship/fixtures"
+	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
 	"github.com/logship/logship/retry"
 )
-
-// tlog sends slog records to t.Log.
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // writeJournal writes the journal j to a file and returns its path.
 func writeJournal(t testing.TB, j []byte) string {
@@ -58,7 +47,7 @@ func config(t testing.TB, path, addr string, streams int, size int64) Config {
 		Addr:    addr,
 		Client:  parallel.ClientConfig{Task: "t", Streams: streams, Insecure: true},
 		Size:    size,
-		Log:     testLogger(t),
+		Log:     replicatest.Logger(t),
 	}
 }
 
@@ -311,13 +300,16 @@ func TestShipResumeServerRestart(t *testing.T) {
 	srv.mu.Unlock()
 	var restarted *testServer
 	var wg sync.WaitGroup
+	log := replicatest.NewLog(t)
 	wg.Go(func() {
 		<-killed
 		srv.Close()
-		time.Sleep(300 * time.Millisecond) // the source retries meanwhile
+		// The source retries against the dead server before it comes back.
+		log.WaitFor(t, "reconnecting", log.Count("reconnecting")+1)
 		restarted = newTestServerAt(t, addr, parallel.ServerConfig{}, srv.tasks)
 	})
 	cfg := config(t, writeJournal(t, j), addr, 4, wl.DeviceSize)
+	cfg.Log = log.Logger
 	cfg.Limits = barrier.Limits{MaxEntries: 40}
 	st := ship(t, cfg)
 	wg.Wait()
@@ -700,7 +692,7 @@ func TestWatchTarget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- watchTarget(ctx, dm, "lw", 2*time.Millisecond, true, testLogger(t)) }()
+	go func() { done <- watchTarget(ctx, dm, "lw", 2*time.Millisecond, true, replicatest.Logger(t)) }()
 	nmarks := func() int {
 		dm.mu.Lock()
 		defer dm.mu.Unlock()

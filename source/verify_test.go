@@ -182,6 +182,8 @@ func TestVerifyAtMark(t *testing.T) {
 		if err := v.mark(label); err != nil {
 			return err
 		}
+		// The ship starts a while after the mark (the sleep is the thing
+		// under test: verify must wait for a ship that is late).
 		go func() { time.Sleep(200 * time.Millisecond); _, err := shipper2.Run(ctx2); ship2 <- err }()
 		return nil
 	}
