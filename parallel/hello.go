@@ -282,7 +282,6 @@ func (c *conn) recv() (Frame, error) {
 type shake struct {
 	nc    net.Conn
 	fr    *frameReader
-	hdr   header
 	read  uint64 // bytes read
 	index int
 }

@@ -61,8 +61,8 @@ const (
 // value and misbehaves below rlEntryShortLen (docs/xfstests.md).
 const rlMaxSectorSize = 1 << 20
 
-// rlFailed is a failure whose message is printed already.
-var rlFailed = errors.New("replay-log: failed")
+// errRLFailed is a failure whose message is printed already.
+var errRLFailed = errors.New("replay-log: failed")
 
 // rlLog is an open journal with replay-log's cursor: cur is the index of the
 // next entry (cur_entry), pos the byte offset of its header (cur_pos).
@@ -166,7 +166,7 @@ func (l *rlLog) readHeader(n int) (rlEntry, error) {
 	got, err := l.f.ReadAt(l.hdr[:n], l.pos)
 	if got < n {
 		fmt.Fprintf(l.stderr, "Error reading entry: %d\n", errnoOf(err))
-		return rlEntry{}, rlFailed
+		return rlEntry{}, errRLFailed
 	}
 	h := l.hdr[:n]
 	e := rlEntry{
@@ -178,7 +178,7 @@ func (l *rlLog) readHeader(n int) (rlEntry, error) {
 	}
 	if (e.flags == 0 && e.nr == 0) || (e.flags != rlMark && e.data[0] != 0) {
 		fmt.Fprintf(l.stderr, "Malformed entry @%d\n", l.sector(l.pos))
-		return rlEntry{}, rlFailed
+		return rlEntry{}, errRLFailed
 	}
 	return e, nil
 }
@@ -188,7 +188,7 @@ func (l *rlLog) readHeader(n int) (rlEntry, error) {
 func (l *rlLog) advance(n uint64, what string) error {
 	if n > math.MaxInt64-uint64(l.pos) {
 		fmt.Fprintf(l.stderr, "Error seeking in %s: %d\n", what, int(syscall.EINVAL))
-		return rlFailed
+		return errRLFailed
 	}
 	l.pos += int64(n)
 	return nil
@@ -199,7 +199,7 @@ func (l *rlLog) advance(n uint64, what string) error {
 func (l *rlLog) seekEntry(n uint64) error {
 	if n >= l.nr {
 		fmt.Fprintf(l.stderr, "Invalid entry number\n")
-		return rlFailed
+		return errRLFailed
 	}
 	l.pos, l.cur = int64(l.ss), 0
 	for i := uint64(0); i < n; i++ {
@@ -229,7 +229,7 @@ func (l *rlLog) seekToMark(mark string) error {
 		e, err := l.seekNextEntry()
 		if err == io.EOF {
 			fmt.Fprintf(l.stderr, "Couldn't find starting mark\n")
-			return rlFailed
+			return errRLFailed
 		}
 		if err != nil {
 			return err
@@ -306,12 +306,12 @@ func (l *rlLog) replayNextEntry() (rlEntry, error) {
 	}
 	if size > math.MaxInt64 || int64(size) > l.size-l.pos {
 		fmt.Fprintf(l.stderr, "Error reading data: %d\n", 0)
-		return e, rlFailed
+		return e, errRLFailed
 	}
 	off := e.sector * l.ss
 	if off > math.MaxInt64 || e.sector > math.MaxUint64/l.ss {
 		fmt.Fprintf(l.stderr, "Error writing data: %d\n", int(syscall.EINVAL))
-		return e, rlFailed
+		return e, errRLFailed
 	}
 	if l.buf == nil {
 		l.buf = make([]byte, rlCopyChunk)
@@ -321,11 +321,11 @@ func (l *rlLog) replayNextEntry() (rlEntry, error) {
 		b := l.buf[:n]
 		if got, err := l.f.ReadAt(b, l.pos+int64(done)); got < len(b) {
 			fmt.Fprintf(l.stderr, "Error reading data: %d\n", errnoOf(err))
-			return e, rlFailed
+			return e, errRLFailed
 		}
 		if _, err := l.target.WriteAt(b, int64(off+done)); err != nil {
 			fmt.Fprintf(l.stderr, "Error writing data: %d\n", errnoOf(err))
-			return e, rlFailed
+			return e, errRLFailed
 		}
 		done += n
 	}
@@ -379,11 +379,11 @@ func (l *rlLog) zeroRange(start, n uint64) error {
 		clear(b)
 		if start > math.MaxInt64 {
 			fmt.Fprintf(l.stderr, "Error zeroing file: %d\n", int(syscall.EINVAL))
-			return rlFailed
+			return errRLFailed
 		}
 		if _, err := l.target.WriteAt(b, int64(start)); err != nil {
 			fmt.Fprintf(l.stderr, "Error zeroing file: %d\n", errnoOf(err))
-			return rlFailed
+			return errRLFailed
 		}
 		n -= c
 		start += c
