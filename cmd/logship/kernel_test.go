@@ -305,6 +305,8 @@ func TestKernel(t *testing.T) {
 // checks fresh ones, without a VM. With -update-kernel-testdata it first
 // captures them again.
 func TestKernelTestdata(t *testing.T) {
+	prereq.Root(t) // crashtest's check device is a loop device
+	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	if *updateKernelTestdata {
 		h := kernelHarness(t)
 		for _, kc := range testdataCaptures() {
