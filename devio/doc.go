@@ -16,6 +16,15 @@
 // the call fails with [ErrUnaligned] before anything reaches the kernel.
 // [AlignedBuffer] allocates suitable buffers.
 //
+// # Journals
+//
+// [OpenJournal] is how every command opens a dm-log-writes journal: a log
+// block device with O_DIRECT (the kernel writes it behind the page cache, so
+// buffered reads of a live log can be stale), any read rounded out to the
+// block size through an aligned bounce buffer; a regular file with plain
+// reads; a ".zst" file decompressed into memory. See
+// docs/journal-format.md §5.
+//
 // # Bounds
 //
 // WriteAt never writes past the end of a block device, nor past the end of a

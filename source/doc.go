@@ -64,7 +64,7 @@
 // the kernel rewrites nr_entries (only after a FUA or MARK entry), that the
 // entry just counted may still be in flight, and that entries past the
 // count may be stale. A block device is read with O_DIRECT through an
-// aligning io.ReaderAt, since the kernel writes the log with bios that
+// aligning io.ReaderAt (devio.OpenJournal), since the kernel writes the log with bios that
 // bypass the log device's page cache; a regular file is read through the
 // page cache, which is coherent with any writer of the file. With
 // Config.DMName the Shipper also sends a mark to the target every
