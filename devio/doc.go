@@ -22,7 +22,8 @@
 // block device with O_DIRECT (the kernel writes it behind the page cache, so
 // buffered reads of a live log can be stale), any read rounded out to the
 // block size through an aligned bounce buffer; a regular file with plain
-// reads; a ".zst" file decompressed into memory. See
+// reads; a zstd-compressed file decompressed into an unlinked temporary
+// file. See
 // docs/journal-format.md §5.
 //
 // # Bounds
