@@ -238,8 +238,8 @@ func TestSyncServerRestart(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		srv.Stop()
-		// The sync retries against the dead server before it comes back.
-		log.WaitFor(t, "reconnecting", log.Count("reconnecting")+1)
+		// The sync fails to reconnect to the dead server before it comes back.
+		log.WaitFor(t, "cannot connect to", log.Count("cannot connect to")+1)
 		srv2 = replicatest.Start(t, dir, srv.Addr)
 	}()
 	st := runSync(t, cfg)

@@ -304,8 +304,8 @@ func TestShipResumeServerRestart(t *testing.T) {
 	wg.Go(func() {
 		<-killed
 		srv.Close()
-		// The source retries against the dead server before it comes back.
-		log.WaitFor(t, "reconnecting", log.Count("reconnecting")+1)
+		// The source fails to reconnect to the dead server before it comes back.
+		log.WaitFor(t, "cannot connect to", log.Count("cannot connect to")+1)
 		restarted = newTestServerAt(t, addr, parallel.ServerConfig{}, srv.tasks)
 	})
 	cfg := config(t, writeJournal(t, j), addr, 4, wl.DeviceSize)

@@ -228,12 +228,11 @@ func TestShipKillServe(t *testing.T) {
 	p := startServe(t, srvDir)
 	s := startShip(t, path, "--to", p.addr, "--task", "vol", "--insecure", "--bwlimit", "8MiB", "--window-entries", "20")
 	s.waitDurable(t, 300)
-	before := strings.Count(s.log(), "reconnecting")
+	before := strings.Count(s.log(), "cannot connect to")
 	p.cmd.Process.Kill()
 	<-p.done
-	// ship retries against the dead server (a second "reconnecting": the
-	// first is the lost connection) before it comes back.
-	for deadline := time.Now().Add(time.Minute); strings.Count(s.log(), "reconnecting") < before+2; time.Sleep(10 * time.Millisecond) {
+	// ship fails to reconnect to the dead server before it comes back.
+	for deadline := time.Now().Add(time.Minute); strings.Count(s.log(), "cannot connect to") < before+1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("ship did not retry:\n%s", s.log())
 		}
