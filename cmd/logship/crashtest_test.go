@@ -312,6 +312,7 @@ func stateKeys(t *testing.T, report string) (keys []string, sum crashtest.Summar
 // the JUnit files parse and hold a test case per state. Merging reports
 // that do not cover the run exactly once exits 3.
 func TestCrashtestShardsMerge(t *testing.T) {
+	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	kj := loadKernelTestdata(t, "fsync-marks-512")
 	dir := t.TempDir()
 	t.Setenv("CI_NODE_INDEX", "")
@@ -441,6 +442,8 @@ func checkJUnit(t *testing.T, path string, tests, failures int) {
 // journal blocks (or one of them) moved across the barriers after its
 // commit block, which fails at the commit.
 func TestCrashtestPresetExt4(t *testing.T) {
+	prereq.Root(t) // the check device is a loop device
+	prereq.Tool(t, "e2fsck", "e2fsprogs")
 	for _, name := range []string{"fsync-marks-512", "fsync-marks-4096"} {
 		t.Run(name, func(t *testing.T) {
 			kj := loadKernelTestdata(t, name)
