@@ -12,6 +12,7 @@ import (
 
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/journal"
+	"github.com/logship/logship/source"
 )
 
 // TestServeGrants: a real `logship serve --grants` refuses a task the
@@ -126,14 +127,31 @@ func TestServeCorruptStaging(t *testing.T) {
 		return logship(t, "ship", j, "--to", addr, "--task", "vol", "--insecure", "--size", "32MiB", "--progress", "never",
 			"--window-entries", "50", "--bwlimit", "8MiB", "--retry-for", "5s")
 	}
+	// The first ship is a session the test holds open while it kills
+	// serve: the end of a session checkpoints after its last window, and
+	// recovery from that checkpoint would never read the damaged window, so
+	// a `logship ship` that exits would race the kill. Each window is acked
+	// before the next is sent, so the windows after the damaged one are
+	// durable in later batches.
+	b, err := os.ReadFile(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, sb, err := source.IdentifyReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := startServe(t, srv, flags...)
-	if r := ship(p.addr); r.code != 0 {
-		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
+	c, tk := dialServe(t, p.addr, "vol", b, control.Open{Size: 32 << 20, Journal: id, SectorSize: sb.SectorSize})
+	ctx := t.Context()
+	if _, err := c.ship(ctx, tk.Durable, func(w servedWindow) error { return c.s.WaitAck(ctx, w.seq) }); err != nil {
+		t.Fatal(err)
 	}
 	p.stop(t, syscall.SIGKILL) // nothing checkpointed: the windows are in the staging log only
+	c.s.Close()
 
 	stg := filepath.Join(srv, "vol", "staging-000001.log")
-	b, err := os.ReadFile(stg)
+	b, err = os.ReadFile(stg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +187,7 @@ func TestServeCorruptStaging(t *testing.T) {
 	if st.code != 0 || !strings.Contains(st.stdout, "CORRUPT:") || !strings.Contains(st.stdout, "state:    Corrupt") || !strings.Contains(st.stdout, "staging-000001.log") || strings.Contains(st.stdout, srv) {
 		t.Fatalf("status of the damaged task: exit %d\n%s", st.code, st.stdout)
 	}
-	if r := ship(p.addr); r.code == 0 || !strings.Contains(r.stderr, "corrupt task state") || strings.Contains(r.stderr, srv) {
+	if r := ship(p.addr); r.code == 0 || !strings.Contains(r.stderr, "CORRUPT: staging log DIR/vol/staging-000001.log is damaged") || strings.Contains(r.stderr, srv) {
 		t.Fatalf("ship to the damaged task: exit %d, %q; want CORRUPT", r.code, r.stderr)
 	}
 	if r := logship(t, "serve", "--dir", srv, "--truncate-staging", "vol"); r.code != 3 || !strings.Contains(r.stderr, "in use") {
