@@ -182,19 +182,31 @@ func growImage(p string, size int64) error {
 		return ioErr("opening", p, err)
 	}
 	fi, err := f.Stat()
-	if err == nil && fi.Size() < size {
-		err = f.Truncate(size)
+	if err == nil && fi.Size() >= size {
+		size = fi.Size() // grow only: a longer image keeps its length
 	}
+	if err == nil {
+		err = sizeImage(f, size)
+	} else {
+		f.Close()
+	}
+	if err != nil {
+		return ioErr("growing", p, err)
+	}
+	return nil
+}
+
+// sizeImage sets the open image f to size bytes (a hole where it grows),
+// fsyncs and closes it; the first error wins.
+func sizeImage(f *os.File, size int64) error {
+	err := f.Truncate(size)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return ioErr("growing", p, err)
-	}
-	return nil
+	return err
 }
 
 // RemoveTask removes task name from the server directory dir, which no

@@ -116,14 +116,7 @@ func createTask(root, name string, size int64, journalID string, sectorSize uint
 		if err != nil {
 			return ioErr("creating", p, err)
 		}
-		err = f.Truncate(size)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := sizeImage(f, size); err != nil {
 			return ioErr("sizing", p, err)
 		}
 		st := State{Size: size, SectorSize: sectorSize, Durable: control.Position{Journal: journalID}}
