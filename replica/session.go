@@ -307,8 +307,8 @@ func (a *syncApplier) put(ctx context.Context, w *window) error {
 		return a.err
 	}
 	a.t.setDurable(w.pos())
+	a.srv.durable(a.t, w) // before the ack, so that status agrees with what was acked
 	a.ps.Ack(w.seq)
-	a.srv.durable(a.t, w)
 	return nil
 }
 
@@ -494,8 +494,8 @@ func (a *groupApplier) stage(ws []*window) bool {
 	}
 	last := ws[len(ws)-1]
 	a.t.setDurable(last.pos())
+	a.srv.durable(a.t, ws...) // before the ack, so that status agrees with what was acked
 	a.ps.Ack(last.seq)
-	a.srv.durable(a.t, ws...)
 	for _, w := range ws {
 		a.applyQ <- w
 	}
@@ -519,8 +519,8 @@ func (a *groupApplier) through(w *window) bool {
 		return false
 	}
 	a.t.setDurable(w.pos())
+	a.srv.durable(a.t, w) // before the ack, so that status agrees with what was acked
 	a.ps.Ack(w.seq)
-	a.srv.durable(a.t, w)
 	return true
 }
 
