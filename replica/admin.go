@@ -142,7 +142,7 @@ func (srv *Server) resizeTask(ctx context.Context, name string, size int64) (int
 	old := st.Size
 	switch {
 	case size < old:
-		return old, fmt.Errorf("%w: task %s has a %d-byte image; it cannot shrink to %d (images only grow)", ErrMismatch, name, old, size)
+		return old, fmt.Errorf("%w: task %s is %s; it cannot shrink to %s (images only grow)", ErrMismatch, name, sizeName(old), sizeName(size))
 	case size%journal.MinSectorSize != 0 || size%int64(st.SectorSize) != 0:
 		return old, fmt.Errorf("%w: resize: %d bytes is not a multiple of the task's sector size (%d)", ErrBadRequest, size, max(st.SectorSize, journal.MinSectorSize))
 	case size == old:

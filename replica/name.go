@@ -24,3 +24,24 @@ func CheckTask(name string) error {
 	}
 	return nil
 }
+
+// sizeName names an image size for a person: "64 MiB" when it is a whole
+// number of a binary unit, else the unit rounded and the exact bytes
+// ("32 MiB (33558528 bytes)").
+func sizeName(n int64) string {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := n, 0
+	for v != 0 && v%1024 == 0 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 1024 || i == len(units)-1 {
+		return fmt.Sprintf("%d %s", v, units[i])
+	}
+	f, j := float64(n), 0
+	for f >= 1024 && j < len(units)-1 {
+		f /= 1024
+		j++
+	}
+	return fmt.Sprintf("%.1f %s (%d bytes)", f, units[j], n)
+}

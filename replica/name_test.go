@@ -42,3 +42,23 @@ func TestCheckTask(t *testing.T) {
 		}
 	}
 }
+
+func TestSizeName(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 bytes"},
+		{512, "512 bytes"},
+		{4096, "4 KiB"},
+		{64 << 20, "64 MiB"},
+		{1 << 40, "1 TiB"},
+		{32<<20 + 4096, "32.0 MiB (33558528 bytes)"},
+		{3 << 29, "1.5 GiB (1610612736 bytes)"},
+		{-4096, "-4 KiB"},
+	} {
+		if got := sizeName(tc.n); got != tc.want {
+			t.Errorf("sizeName(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

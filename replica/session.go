@@ -99,7 +99,7 @@ func (ss *session) open(ctx context.Context, o control.Open) (control.Task, erro
 	switch {
 	case o.Size != 0 && o.Size != st.Size:
 		t.close()
-		return control.Task{}, fmt.Errorf("%w: task %s has a %d-byte image, open asks for %d", ErrMismatch, name, st.Size, o.Size)
+		return control.Task{}, fmt.Errorf("%w: task %s is %s, this open asks for %s", ErrMismatch, name, sizeName(st.Size), sizeName(o.Size))
 	case pos.Journal == o.Journal && o.SectorSize != st.SectorSize:
 		t.close()
 		return control.Task{}, fmt.Errorf("%w: task %s: journal %s has %d-byte sectors, open says %d", ErrMismatch, name, o.Journal, st.SectorSize, o.SectorSize)

@@ -89,8 +89,8 @@ func TestPermanentFailsFast(t *testing.T) {
 		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
 	}
 	r := quick(t, "ship", jpath, "--to", srv.addr, "--task", "m", "--insecure", "--size", "16MiB", "--retry-for", "10m")
-	if r.code != 3 || !strings.Contains(r.stderr, "MISMATCH") || regexp.MustCompile(`code \d|parallel: |replica: `).MatchString(r.stderr) {
-		t.Fatalf("ship into a task of another size: exit %d, want 3 and MISMATCH by name:\n%s", r.code, r.stderr)
+	if r.code != 3 || !strings.Contains(r.stderr, "MISMATCH") || !strings.Contains(r.stderr, "task m is 8 MiB, this open asks for 16 MiB") || regexp.MustCompile(`code \d|parallel: |replica: `).MatchString(r.stderr) {
+		t.Fatalf("ship into a task of another size: exit %d, want 3 and MISMATCH by name, sizes in MiB:\n%s", r.code, r.stderr)
 	}
 }
 
