@@ -51,7 +51,7 @@ func openBlocks(ctx context.Context, sess *parallel.Session, o control.Open) (co
 		var re *parallel.RemoteError
 		if errors.As(err, &re) && sess.Err() == nil {
 			te := &control.TaskError{Task: sess.Task(), Err: err}
-			switch re.Code {
+			switch control.Code(re.Code) {
 			case control.CodeNoTask:
 				te.Hint = "sync the device to it first"
 			case control.CodeNoHistory:

@@ -14,7 +14,6 @@ import (
 	"github.com/logship/logship/devio"
 	"github.com/logship/logship/digest"
 	"github.com/logship/logship/fixtures/replicatest"
-	"github.com/logship/logship/parallel"
 )
 
 // blkDevice writes a file of size bytes: random 4 KiB pages, a third of
@@ -347,8 +346,7 @@ func TestRecoverRefused(t *testing.T) {
 		t.Fatalf("recover into a locked file: %v", err)
 	}
 	_, err = Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("lk"), At: "m"})
-	var re *parallel.RemoteError
-	if !errors.As(err, new(*control.TaskError)) || !errors.As(err, &re) || re.Code != control.CodeNoHistory {
+	if c, _ := control.CodeOf(err); !errors.As(err, new(*control.TaskError)) || c != control.CodeNoHistory {
 		t.Fatalf("recover --at without a retained history: %v", err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {

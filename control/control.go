@@ -3,8 +3,8 @@
 // transport: the calls on stream 0 (JSON request and reply bodies, see
 // docs/protocol.md section 7) and the payload of the DATA frames that carry
 // journal entries. The transport moves frames; this package gives them
-// meaning. Both sides import it; it imports only journal and digest (the
-// digest tree the OpDigests call is about).
+// meaning. Both sides import it; it imports only journal, digest (the digest
+// tree the OpDigests call is about) and parallel (whose codes Code names).
 package control
 
 import (
@@ -183,72 +183,6 @@ const (
 	MaxDigestNodes = 1 << 18 // nodes in one Digests request
 	MaxDigestReply = 4 << 20 // bytes of digests one Digests reply may need
 )
-
-// Code is an application error code: the code of an ERROR frame (which
-// ends the session) or of an error reply to a call (which does not) sent
-// by the server, for parallel.Code (docs/protocol.md section 7), from
-// parallel.CodeApplication up. Retryable says which ones a source should
-// retry after a pause (with a new session).
-//
-// The constants are untyped so that they compare with
-// parallel.RemoteError.Code as they are; Code(c).String() names one.
-type Code uint16
-
-// Application error codes (frozen).
-const (
-	CodeBadRequest = 0x101 // a call body or op the server does not understand
-	CodeBadTask    = 0x102 // the task name in the hello is not a valid task name
-	CodeTaskBusy   = 0x103 // another session is using the task (retryable)
-	CodeNoTask     = 0x104 // open without a size of a task that does not exist
-	CodeMismatch   = 0x105 // open: the task exists with another size or sector size
-	CodeNotOpen    = 0x106 // a window arrived before a successful open
-	CodeBadEntry   = 0x107 // an entry frame that is malformed, outside the image or out of place
-	CodeSequence   = 0x108 // a window or entry out of sequence: a gap, a duplicate, a wrong start
-	CodeNoSpace    = 0x109 // the server's disk is full (retryable)
-	CodeIO         = 0x10A // another I/O error on the server (retryable)
-	CodeShutdown   = 0x10B // the server is shutting down (retryable)
-	CodeNoHistory  = 0x10C // open at a mark: the mark is not in the retained staging logs, or they do not reach back to the task's creation
-	CodeReadOnly   = 0x10D // a window on a session opened at a mark
-	// CodeCorrupt: the task's state on the server is damaged (a staging
-	// log damaged where a crash cannot have damaged it, a state file that
-	// does not parse): the task stays closed until an operator decides.
-	CodeCorrupt = 0x10E
-)
-
-// codeNames are the codes' names in docs/protocol.md section 7.
-var codeNames = map[Code]string{
-	CodeBadRequest: "BAD_REQUEST", CodeBadTask: "BAD_TASK", CodeTaskBusy: "TASK_BUSY",
-	CodeNoTask: "NO_TASK", CodeMismatch: "MISMATCH", CodeNotOpen: "NOT_OPEN",
-	CodeBadEntry: "BAD_ENTRY", CodeSequence: "SEQUENCE", CodeNoSpace: "NO_SPACE",
-	CodeIO: "IO", CodeShutdown: "SHUTDOWN", CodeNoHistory: "NO_HISTORY", CodeReadOnly: "READ_ONLY",
-	CodeCorrupt: "CORRUPT",
-}
-
-// String is the code's protocol name (NO_TASK), or "code 0x..." for a
-// code this package does not define.
-func (c Code) String() string {
-	if n, ok := codeNames[c]; ok {
-		return n
-	}
-	return fmt.Sprintf("code %#x", uint16(c))
-}
-
-// Defined reports whether c is one of the codes above.
-func (c Code) Defined() bool {
-	_, ok := codeNames[c]
-	return ok
-}
-
-// Retryable reports whether an error with this code may go away by itself:
-// the source should open a new session after a pause and resume from the
-// durable position. Other codes mean the source is sending something wrong.
-func Retryable(code uint16) bool {
-	switch code {
-	case CodeTaskBusy, CodeNoSpace, CodeIO, CodeShutdown:
-		return true
-	}
-	return false
-}
 
 // MaxJournalID bounds Open.Journal (and Position.Journal): the server
 // refuses a longer identity, or one with bytes outside printable ASCII.

@@ -58,7 +58,7 @@ var (
 type Code uint16
 
 // Error codes (frozen). Codes from CodeApplication up belong to the upper
-// layers.
+// layers (control.Code).
 const (
 	CodeClosed      Code = 0
 	CodeProtocol    Code = 1
@@ -87,11 +87,21 @@ var codeNames = map[Code]string{
 	CodeUnsupported: "UNSUPPORTED", CodeInternal: "INTERNAL", CodeForbidden: "FORBIDDEN",
 }
 
+// String is the code's name in docs/protocol.md section 8 (CHECKSUM), or
+// "code 0x..." for another code. control.Code names the application's
+// codes too.
 func (c Code) String() string {
 	if n, ok := codeNames[c]; ok {
 		return n
 	}
 	return fmt.Sprintf("code %#x", uint16(c)) // hex, as docs/protocol.md lists them
+}
+
+// Defined reports whether c is one of the transport's codes above
+// (CodeApplication itself is the start of a range, not a code).
+func (c Code) Defined() bool {
+	_, ok := codeNames[c]
+	return ok
 }
 
 // codeSentinels maps codes to the sentinel a RemoteError matches.

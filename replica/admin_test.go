@@ -64,7 +64,7 @@ func TestRemoveResize(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		req  control.Request
-		code int
+		code control.Code
 	}{
 		{"shrink", control.Request{Op: control.OpResize, Resize: &control.Resize{Size: j.size / 2}}, control.CodeMismatch},
 		{"unaligned", control.Request{Op: control.OpResize, Resize: &control.Resize{Size: j.size + 100}}, control.CodeBadRequest},
@@ -72,7 +72,7 @@ func TestRemoveResize(t *testing.T) {
 	} {
 		var out control.Resized
 		if err := adminCall(t, ts, "vol", tc.req, &out); codeOfErr(err) != tc.code {
-			t.Errorf("%s: %v, want code %#x", tc.name, err, tc.code)
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.code)
 		}
 	}
 	var out control.Removed

@@ -22,7 +22,7 @@ func TestBadInput(t *testing.T) {
 		name   string
 		seq    func(p control.Position) uint64
 		frames func(p control.Position) []parallel.Frame
-		code   int
+		code   control.Code
 	}{
 		{"malformed frame", nil, func(p control.Position) []parallel.Frame {
 			return []parallel.Frame{{Entry: uint64(p.NextEntry), Payload: []byte("not an entry")}}
@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 				}
 				err = s.WaitAck(ctx, seq)
 				if codeOfErr(err) != tc.code {
-					t.Fatalf("bad window: %v, want code %#x", err, tc.code)
+					t.Fatalf("bad window: %v, want %v", err, tc.code)
 				}
 				t.Log(err)
 				ts.waitIdle(t)

@@ -50,9 +50,13 @@ var (
 	ErrForbidden = errors.New("replica: forbidden")
 )
 
-// codeOf is the application code (control.Code*) that tells the client
-// about err.
-func codeOf(err error) parallel.Code {
+// codeOf is the code that tells the client about err, as the transport
+// sends it.
+func codeOf(err error) parallel.Code { return parallel.Code(errCode(err)) }
+
+// errCode is the code (control.Code*, or the transport's FORBIDDEN) that
+// tells the client about err.
+func errCode(err error) control.Code {
 	switch {
 	case errors.Is(err, ErrTaskName):
 		return control.CodeBadTask
@@ -79,7 +83,7 @@ func codeOf(err error) parallel.Code {
 	case errors.Is(err, ErrCorrupt):
 		return control.CodeCorrupt
 	case errors.Is(err, ErrForbidden):
-		return parallel.CodeForbidden
+		return control.Code(parallel.CodeForbidden)
 	case isNoSpace(err):
 		return control.CodeNoSpace
 	}

@@ -114,13 +114,13 @@ func openCall(ctx context.Context, s *parallel.Session, o control.Open) (control
 	return t, err
 }
 
-// codeOfErr returns the code of a *parallel.RemoteError in err, or -1.
-func codeOfErr(err error) int {
-	var re *parallel.RemoteError
-	if errors.As(err, &re) {
-		return int(re.Code)
+// codeOfErr returns the code of a *parallel.RemoteError in err, or
+// 0xFFFF (not a code) if there is none.
+func codeOfErr(err error) control.Code {
+	if c, ok := control.CodeOf(err); ok {
+		return c
 	}
-	return -1
+	return 0xFFFF
 }
 
 // testJournal is a synthetic journal and what shipping it needs.

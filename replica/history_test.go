@@ -145,7 +145,7 @@ func TestOpenAtRefused(t *testing.T) {
 	ship(t, ts, "t", j)
 	for name, tc := range map[string]struct {
 		task, label string
-		code        int
+		code        control.Code
 	}{
 		"no such mark": {"t", "no such mark", control.CodeNoHistory},
 		"no such task": {"nothing", labels[0], control.CodeNoTask},
@@ -153,7 +153,7 @@ func TestOpenAtRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := ts.dial(t, tc.task, 1)
 			if _, err := openCall(t.Context(), s, atOpen(tc.label)); codeOfErr(err) != tc.code {
-				t.Fatalf("open at %q of %s: %v, want code %#x", tc.label, tc.task, err, tc.code)
+				t.Fatalf("open at %q of %s: %v, want %v", tc.label, tc.task, err, tc.code)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/logship/logship/control"
 	"github.com/logship/logship/parallel"
 )
 
@@ -30,11 +29,7 @@ type Hooks struct {
 // mismatch, not_open, bad_entry, sequence, no_space, io, shutdown,
 // bad_task, no_history, read_only, corrupt, forbidden).
 func ErrorKind(err error) string {
-	c := codeOf(err)
-	if c == parallel.CodeForbidden {
-		return "forbidden"
-	}
-	return strings.ToLower(control.Code(c).String())
+	return strings.ToLower(errCode(err).String())
 }
 
 // Traffic is what the server's sessions moved, ended ones included.

@@ -253,7 +253,7 @@ func TestOpenErrors(t *testing.T) {
 		name string
 		task string
 		open control.Open
-		code int
+		code control.Code
 	}{
 		{"no such task", "missing", control.Open{Journal: "j", SectorSize: 512}, control.CodeNoTask},
 		{"size mismatch", "exists", control.Open{Size: 2 << 20, Journal: "j", SectorSize: 512}, control.CodeMismatch},
@@ -269,7 +269,7 @@ func TestOpenErrors(t *testing.T) {
 			s := ts.dial(t, tc.task, 1)
 			_, err := openCall(ctx, s, tc.open)
 			if codeOfErr(err) != tc.code {
-				t.Fatalf("open: %v, want code %#x", err, tc.code)
+				t.Fatalf("open: %v, want %v", err, tc.code)
 			}
 			t.Log(err)
 		})

@@ -106,7 +106,7 @@ func Classify(err error) Kind {
 // remoteKind sorts a code the server sent.
 func remoteKind(c parallel.Code) Kind {
 	if c >= parallel.CodeApplication {
-		if control.Retryable(uint16(c)) {
+		if control.Code(c).Retryable() {
 			return Busy
 		}
 		return Permanent
@@ -205,7 +205,7 @@ func Text(err error) string {
 			msg = hint.ReplaceAllString(msg, "")
 		}
 		msg = prefixes.ReplaceAllString(msg, "$1")
-		name := CodeName(re.Code)
+		name := control.Code(re.Code).String()
 		// A server message often begins with its sentinel, which says the
 		// code again ("task mismatch: ..."): say it once.
 		if first, rest, ok := strings.Cut(msg, ": "); ok && strings.Contains(first, strings.ToLower(strings.ReplaceAll(name, "_", " "))) {
@@ -221,16 +221,6 @@ func Text(err error) string {
 		s = t
 	}
 	return s
-}
-
-// CodeName is the protocol name of a code the server or the transport
-// sent: control's names from parallel.CodeApplication up, the
-// transport's below.
-func CodeName(c parallel.Code) string {
-	if c >= parallel.CodeApplication {
-		return control.Code(c).String()
-	}
-	return c.String()
 }
 
 // GaveUp is the error a client returns when a transient failure lasted

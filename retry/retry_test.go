@@ -26,10 +26,10 @@ func TestClassify(t *testing.T) {
 		{"read reset", &parallel.StreamError{Op: "read", Err: syscall.ECONNRESET}, Lost},
 		{"session closed", fmt.Errorf("ship: %w", parallel.ErrSessionClosed), Lost},
 		{"busy", &parallel.RemoteError{Code: parallel.CodeBusy, Msg: "3 pending"}, Busy},
-		{"task busy", &control.TaskError{Task: "t", Err: &parallel.RemoteError{Code: control.CodeTaskBusy}}, Busy},
-		{"no space", &parallel.RemoteError{Code: control.CodeNoSpace}, Busy},
-		{"mismatch", &control.TaskError{Task: "t", Err: &parallel.RemoteError{Code: control.CodeMismatch}}, Permanent},
-		{"bad task", &parallel.RemoteError{Code: control.CodeBadTask}, Permanent},
+		{"task busy", &control.TaskError{Task: "t", Err: control.CodeTaskBusy.Remote("")}, Busy},
+		{"no space", control.CodeNoSpace.Remote(""), Busy},
+		{"mismatch", &control.TaskError{Task: "t", Err: control.CodeMismatch.Remote("")}, Permanent},
+		{"bad task", control.CodeBadTask.Remote(""), Permanent},
 		{"auth", &parallel.RemoteError{Code: parallel.CodeAuth}, Permanent},
 		{"auth local", &parallel.StreamError{Op: "handshake", Err: fmt.Errorf("%w: proof", parallel.ErrAuth)}, Permanent},
 		{"forbidden", &parallel.RemoteError{Code: parallel.CodeForbidden}, Permanent},
@@ -53,9 +53,9 @@ func TestClassify(t *testing.T) {
 }
 
 func TestText(t *testing.T) {
-	mismatch := &control.TaskError{Task: "db", Err: &parallel.RemoteError{Code: control.CodeMismatch, Msg: "replica: task mismatch: task db is 64 MiB"}}
+	mismatch := &control.TaskError{Task: "db", Err: control.CodeMismatch.Remote("replica: task mismatch: task db is 64 MiB")}
 	noTask := &control.TaskError{Task: "x", Hint: "sync the device to it first",
-		Err: &parallel.RemoteError{Code: control.CodeNoTask, Msg: "replica: no such task: x (open with a size to create it)"}}
+		Err: control.CodeNoTask.Remote("replica: no such task: x (open with a size to create it)")}
 	tests := []struct {
 		err       error
 		want      string
@@ -91,7 +91,7 @@ func TestWaiting(t *testing.T) {
 	}{
 		{refused, "cannot connect to h:1: connection refused; retrying for 4m59s"},
 		{&parallel.StreamError{Op: "handshake", Err: fmt.Errorf("%w: read", parallel.ErrTimeout)}, "h:1 took the connection but did not answer: no answer in time; retrying for 4m59s"},
-		{&parallel.RemoteError{Code: control.CodeTaskBusy, Msg: "held by session 1"}, "h:1 is busy: TASK_BUSY: held by session 1; retrying for 4m59s"},
+		{control.CodeTaskBusy.Remote("held by session 1"), "h:1 is busy: TASK_BUSY: held by session 1; retrying for 4m59s"},
 	}
 	for _, tt := range tests {
 		if got := Waiting("h:1", tt.err, 4*time.Minute+59*time.Second+300*time.Millisecond); got != tt.want {

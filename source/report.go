@@ -29,8 +29,9 @@ type Hooks struct {
 }
 
 // ErrorKind names the kind of a Shipper's error, for metrics: logging_disabled,
-// journal, outside_image, entry_too_large, task, auth, remote_<code>, timeout,
-// connection or other.
+// journal, outside_image, entry_too_large, task, auth, remote_<code> (the
+// lower-case name of a code the protocol defines, control.Code, or
+// remote_other), timeout, connection or other.
 func ErrorKind(err error) string {
 	var je *JournalError
 	var te *TaskError
@@ -50,24 +51,14 @@ func ErrorKind(err error) string {
 	case errors.Is(err, parallel.ErrAuth), errors.Is(err, parallel.ErrInsecure):
 		return "auth"
 	case errors.As(err, &re):
-		return "remote_" + codeName(uint16(re.Code))
+		if c := control.Code(re.Code); c.Defined() {
+			return "remote_" + strings.ToLower(c.String())
+		}
+		return "remote_other"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.As(err, &ne), errors.Is(err, parallel.ErrSessionClosed):
 		return "connection"
-	}
-	return "other"
-}
-
-// codeName names an application or transport error code.
-func codeName(code uint16) string {
-	switch c := control.Code(code); {
-	case c.Defined():
-		return strings.ToLower(c.String())
-	case code == uint16(parallel.CodeForbidden):
-		return "forbidden"
-	case code < uint16(parallel.CodeApplication):
-		return "transport"
 	}
 	return "other"
 }
@@ -185,8 +176,7 @@ func (s *Shipper) reportLoop(ctx context.Context, sess *parallel.Session) {
 		cctx, cancel := context.WithTimeout(ctx, 10*ReportEvery)
 		_, err := sess.Call(cctx, control.Marshal(control.Request{Op: control.OpReport, Report: &r}))
 		cancel()
-		var re *parallel.RemoteError
-		if errors.As(err, &re) && re.Code == control.CodeBadRequest {
+		if isCode(err, control.CodeBadRequest) {
 			s.log.Debug("the server does not take reports", "err", err)
 			return false
 		}

@@ -135,7 +135,7 @@ func (s *testServer) handle(ctx context.Context, sess *parallel.Session, body []
 	created := false
 	switch {
 	case t == nil && o.Size == 0:
-		return nil, &parallel.RemoteError{Code: control.CodeNoTask, Msg: fmt.Sprintf("no task %q", sess.Task())}
+		return nil, control.CodeNoTask.Remote(fmt.Sprintf("no task %q", sess.Task()))
 	case t == nil:
 		t = &testTask{size: o.Size}
 		if !s.noImage {
@@ -144,7 +144,7 @@ func (s *testServer) handle(ctx context.Context, sess *parallel.Session, body []
 		s.tasks[sess.Task()] = t
 		created = true
 	case o.Size != 0 && o.Size != t.size:
-		return nil, &parallel.RemoteError{Code: control.CodeMismatch, Msg: fmt.Sprintf("task %q has an image of %d bytes, not %d", sess.Task(), t.size, o.Size)}
+		return nil, control.CodeMismatch.Remote(fmt.Sprintf("task %q has an image of %d bytes, not %d", sess.Task(), t.size, o.Size))
 	}
 	if t.pos.Journal != o.Journal {
 		t.pos = control.Position{Journal: o.Journal, NextWindow: t.pos.NextWindow}
@@ -161,11 +161,11 @@ func (s *testServer) serve(sess *parallel.Session) {
 			return
 		}
 		if err := s.apply(sess, w); err != nil {
-			code := parallel.Code(control.CodeSequence) // the source sent something wrong
+			code := control.CodeSequence // the source sent something wrong
 			if errors.Is(err, errHook) {
 				code = control.CodeIO // a server failure: the source retries
 			}
-			sess.Fail(code, err.Error())
+			sess.Fail(parallel.Code(code), err.Error())
 			return
 		}
 		w.Release()

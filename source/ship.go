@@ -502,9 +502,9 @@ func (s *Shipper) open(ctx context.Context, sess *parallel.Session, id string, s
 }
 
 // isCode reports whether err is a RemoteError with code.
-func isCode(err error, code parallel.Code) bool {
-	var re *parallel.RemoteError
-	return errors.As(err, &re) && re.Code == code
+func isCode(err error, code control.Code) bool {
+	c, ok := control.CodeOf(err)
+	return ok && c == code
 }
 
 // fromMark finds FromMark once per Run.

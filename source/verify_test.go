@@ -15,7 +15,6 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/fixtures/replicatest"
 	"github.com/logship/logship/journal"
-	"github.com/logship/logship/parallel"
 )
 
 // liveVolume is a device file and the log of every write to it, a
@@ -155,8 +154,7 @@ func TestVerifyAtMark(t *testing.T) {
 	// Without --at-mark the task is the ship's.
 	plain := vcfg
 	plain.AtMark = nil
-	var re *parallel.RemoteError
-	if _, err := blocksync.Verify(t.Context(), plain); !errors.As(err, &re) || re.Code != control.CodeTaskBusy {
+	if _, err := blocksync.Verify(t.Context(), plain); !isCode(err, control.CodeTaskBusy) {
 		t.Fatalf("verify while a ship holds the task: %v, want TASK_BUSY", err)
 	}
 	// No ship: nobody applies the mark; verify gives up after MarkWait.

@@ -543,7 +543,7 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 	res.errors = make(map[string]int)
 	for code, n := range rs.px.Ledger().Errors() {
 		if code != parallel.CodeClosed {
-			res.errors[codeName(code)] += n
+			res.errors[control.Code(code).String()] += n
 		}
 	}
 
@@ -564,14 +564,6 @@ func (jr *jobRunner) run(ctx context.Context, i int, seed uint64) (res runResult
 		res.diverged("final image: %s", d)
 	}
 	return res, nil
-}
-
-// codeName names an ERROR code (docs/protocol.md §7.2, §8).
-func codeName(c parallel.Code) string {
-	if c < parallel.CodeApplication {
-		return c.String()
-	}
-	return control.Code(c).String()
 }
 
 func fmtBytes(n int) string {

@@ -273,25 +273,22 @@ func taskCall(ctx context.Context, addr string, cfg parallel.ClientConfig, req c
 // taskCallError says why a task call failed, by the code's name.
 func taskCallError(addr, task string, err error) error {
 	if errors.Is(err, parallel.ErrForbidden) {
-		return fmt.Errorf("FORBIDDEN: this identity is not granted task %q on %s", task, addr)
+		return fmt.Errorf("%v: this identity is not granted task %q on %s", parallel.CodeForbidden, task, addr)
 	}
 	var re *parallel.RemoteError
 	if !errors.As(err, &re) {
 		return fmt.Errorf("server %s: %w", addr, err)
 	}
-	name := control.Code(re.Code).String()
-	if !control.Code(re.Code).Defined() {
-		name = re.Code.String()
-	}
+	code := control.Code(re.Code)
 	switch {
-	case re.Code == control.CodeTaskBusy:
-		return fmt.Errorf("TASK_BUSY: task %s is in use: a session holds it (a ship, sync, verify or recover); stop it first", task)
-	case re.Code == control.CodeNoTask:
-		return fmt.Errorf("NO_TASK: server %s has no task %q", addr, task)
-	case re.Code == control.CodeBadRequest && strings.Contains(re.Msg, "unknown op"):
-		return fmt.Errorf("BAD_REQUEST: server %s does not know task management calls (an older server): %s", addr, re.Msg)
+	case code == control.CodeTaskBusy:
+		return fmt.Errorf("%v: task %s is in use: a session holds it (a ship, sync, verify or recover); stop it first", code, task)
+	case code == control.CodeNoTask:
+		return fmt.Errorf("%v: server %s has no task %q", code, addr, task)
+	case code == control.CodeBadRequest && strings.Contains(re.Msg, "unknown op"):
+		return fmt.Errorf("%v: server %s does not know task management calls (an older server): %s", code, addr, re.Msg)
 	}
-	return fmt.Errorf("%s: %s", name, serverMsg(re.Msg))
+	return fmt.Errorf("%v: %s", code, serverMsg(re.Msg))
 }
 
 // serverMsg drops the package prefix and the sentinel's words that start
@@ -311,7 +308,7 @@ func offlineError(dir, task string, err error) error {
 	case errors.Is(err, replica.ErrDirBusy):
 		return fmt.Errorf("%s is in use by a running server: stop it, or use --to", dir)
 	case errors.Is(err, replica.ErrNoTask):
-		return fmt.Errorf("NO_TASK: %s has no task %q", dir, task)
+		return fmt.Errorf("%v: %s has no task %q", control.CodeNoTask, dir, task)
 	}
 	return err
 }
