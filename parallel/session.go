@@ -50,6 +50,7 @@ type Session struct {
 	mode     AuthMode
 	t        Timeouts
 	compress bool          // compress DATA/CALL/REPLY payloads
+	written  func([]byte)  // client: ClientConfig.Written
 	idle     time.Duration // read deadline while waiting for a header
 	streams  []*stream
 
@@ -367,6 +368,9 @@ func (st *stream) writeLoop() error {
 			st.mu.Lock()
 			st.queued -= int64(len(f.Payload))
 			st.mu.Unlock()
+		}
+		if f.Type == TypeData && st.s.written != nil {
+			st.s.written(f.Payload)
 		}
 		if a == actFinal {
 			if err := st.flush(); err != nil {
