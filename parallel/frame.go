@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -196,15 +197,23 @@ func (h *header) validate(stream int) error {
 
 // frameWriter encodes frames onto a buffered writer.
 type frameWriter struct {
-	w   *bufio.Writer
-	enc *zstd.Encoder // created on first compressed frame
-	buf []byte        // compression output, reused
-	hdr header
+	w      *bufio.Writer
+	direct *net.TCPConn  // w's writer when it is a plain TCP connection
+	enc    *zstd.Encoder // created on first compressed frame
+	buf    []byte        // compression output, reused
+	hdr    header
 }
 
 func newFrameWriter(w io.Writer, size int) *frameWriter {
-	return &frameWriter{w: bufio.NewWriterSize(w, size)}
+	fw := &frameWriter{w: bufio.NewWriterSize(w, size)}
+	fw.direct, _ = w.(*net.TCPConn)
+	return fw
 }
+
+// minDirect is the smallest payload that a frameWriter on a plain TCP
+// connection writes with its header in one writev, instead of copying
+// it through the buffer.
+const minDirect = 64 << 10
 
 // minCompress is the smallest payload worth trying to compress.
 const minCompress = 256
@@ -232,6 +241,16 @@ func (fw *frameWriter) write(f *Frame, compress bool) (int, error) {
 		}
 	}
 	fw.hdr.put(f, flags, len(payload), len(f.Payload), xxhash.Sum64(payload))
+	if fw.direct != nil && len(payload) >= minDirect {
+		if err := fw.w.Flush(); err != nil {
+			return 0, err
+		}
+		v := net.Buffers{fw.hdr[:], payload}
+		if _, err := v.WriteTo(fw.direct); err != nil {
+			return 0, err
+		}
+		return HeaderSize + len(payload), nil
+	}
 	if _, err := fw.w.Write(fw.hdr[:]); err != nil {
 		return 0, err
 	}
