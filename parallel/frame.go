@@ -116,6 +116,13 @@ type Frame struct {
 	Entry   uint64
 	Ordinal uint32
 	Payload []byte
+	// Sum, when Summed is set on a DATA frame given to SendFrame, is the
+	// xxhash64 of Payload, computed by the caller (while the bytes were
+	// still in its CPU's cache): the stream's writer then does not read
+	// the payload again to hash it. A wrong Sum fails the frame at the
+	// receiver (ErrChecksum). Decoded frames have neither.
+	Sum    uint64
+	Summed bool
 }
 
 // header is a frame header on the wire.
@@ -240,7 +247,13 @@ func (fw *frameWriter) write(f *Frame, compress bool) (int, error) {
 			flags |= FlagZstd
 		}
 	}
-	fw.hdr.put(f, flags, len(payload), len(f.Payload), xxhash.Sum64(payload))
+	var sum uint64
+	if f.Summed && flags&FlagZstd == 0 {
+		sum = f.Sum
+	} else {
+		sum = xxhash.Sum64(payload)
+	}
+	fw.hdr.put(f, flags, len(payload), len(f.Payload), sum)
 	if fw.direct != nil && len(payload) >= minDirect {
 		if err := fw.w.Flush(); err != nil {
 			return 0, err
