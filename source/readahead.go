@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/logship/logship/control"
@@ -74,7 +75,7 @@ func putPayload(b []byte) {
 // readEntry is an entry read ahead, with the DATA payloads that carry it.
 type readEntry struct {
 	e      journal.Entry
-	frames [][]byte  // DATA payloads: entry header (and label, or data), in order
+	frames []payload // DATA payloads: entry header (and label, or data), in order
 	head   int64     // entries the journal was known to hold when e was read
 	at     time.Time // when e was read
 	held   int64     // read-ahead budget held until done
@@ -116,8 +117,8 @@ func (ra *readAhead) stop() {
 	for {
 		select {
 		case re := <-ra.ch:
-			for _, b := range re.frames {
-				putPayload(b)
+			for _, p := range re.frames {
+				putPayload(p.b)
 			}
 		default:
 			return
@@ -188,8 +189,8 @@ func (ra *readAhead) run(ctx context.Context) {
 		case ra.ch <- re:
 		case <-ctx.Done():
 			ra.done(re)
-			for _, b := range re.frames {
-				putPayload(b)
+			for _, p := range re.frames {
+				putPayload(p.b)
 			}
 			return
 		}
@@ -229,10 +230,18 @@ func (w *windowSender) payloadBytes(e journal.Entry) int64 {
 	return total + frames*control.EntryHeader + int64(len(e.Label))
 }
 
+// payload is one DATA payload read ahead, with its xxhash64.
+type payload struct {
+	b   []byte
+	sum uint64
+}
+
 // readFrames checks that e fits in one window of the session's credit and
 // reads it into DATA payloads: one, or several sub-range writes when its
-// data does not fit one frame.
-func (w *windowSender) readFrames(e journal.Entry) ([][]byte, error) {
+// data does not fit one frame. Each payload is hashed for the frame
+// checksum as it is read, while its bytes are still in the CPU's cache
+// (parallel.Frame.Sum).
+func (w *windowSender) readFrames(e journal.Entry) ([]payload, error) {
 	total := e.PayloadLen()
 	if !e.IsWrite() {
 		total = 0
@@ -244,7 +253,8 @@ func (w *windowSender) readFrames(e journal.Entry) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: entry %d (%s of %d bytes at journal offset %d) needs %d bytes of credit in one window, the server grants %d",
 			ErrEntryTooLarge, e.Index, e.Flags, total, e.Offset, cost, w.sess.Credit())
 	}
-	if total <= chunk {
+	if total <= hashChunk {
+		// Small: through the source, which may have it read ahead.
 		buf := getPayload(control.EntryHeader + len(e.Label) + int(total))
 		control.AppendEntry(buf[:0], e, nil)
 		if total > 0 {
@@ -253,28 +263,51 @@ func (w *windowSender) readFrames(e journal.Entry) ([][]byte, error) {
 				return nil, w.j.wrap(err)
 			}
 		}
-		return [][]byte{buf}, nil
+		return []payload{{buf, xxhash.Sum64(buf)}}, nil
 	}
-	out := make([][]byte, 0, frames)
+	out := make([]payload, 0, frames)
+	var d xxhash.Digest
 	for off := int64(0); off < total; off += chunk {
 		n := min(chunk, total-off)
 		sub := e
-		sub.Sector = e.Sector + uint64(off/ss)
-		sub.NrSectors = uint64(n / ss)
+		if total > chunk {
+			sub.Sector = e.Sector + uint64(off/ss)
+			sub.NrSectors = uint64(n / ss)
+		}
 		buf := getPayload(control.EntryHeader + int(n))
 		control.AppendEntry(buf[:0], sub, nil)
-		if m, err := w.j.r.ReadAt(buf[control.EntryHeader:], e.PayloadOffset()+off); int64(m) < n {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		d.Reset()
+		d.Write(buf[:control.EntryHeader])
+		if err := w.readHashed(&d, buf[control.EntryHeader:], e.PayloadOffset()+off); err != nil {
 			putPayload(buf)
-			for _, b := range out {
-				putPayload(b)
+			for _, p := range out {
+				putPayload(p.b)
 			}
 			return nil, w.j.wrap(&journal.EntryError{Index: e.Index, Offset: e.Offset,
 				Err: fmt.Errorf("reading %d payload bytes at %d: %w", n, e.PayloadOffset()+off, err)})
 		}
-		out = append(out, buf)
+		out = append(out, payload{buf, d.Sum64()})
 	}
 	return out, nil
+}
+
+// hashChunk is how much readHashed reads before it hashes: a fraction of
+// a core's L2 cache.
+const hashChunk = 256 << 10
+
+// readHashed fills p from the journal at off, hashing into d each piece
+// just read.
+func (w *windowSender) readHashed(d *xxhash.Digest, p []byte, off int64) error {
+	for len(p) > 0 {
+		n := min(len(p), hashChunk)
+		if m, err := w.j.r.ReadAt(p[:n], off); m < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		d.Write(p[:n])
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
 }

@@ -719,8 +719,9 @@ func (w *windowSender) sendEntry(re *readEntry, seq uint64) error {
 		if i == len(re.frames)-1 {
 			entries = 1
 		}
-		re.frames[i] = nil
-		if err := w.send(parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(re.e.Index), Payload: p}, entries); err != nil {
+		re.frames[i] = payload{}
+		f := parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(re.e.Index), Payload: p.b, Sum: p.sum, Summed: true}
+		if err := w.send(f, entries); err != nil {
 			return err
 		}
 	}
