@@ -164,29 +164,14 @@ point checked, no shards).`)
 		}
 		o.Size = int64(n)
 	}
-	switch *device {
-	case "loop":
-		o.Device = crashtest.DeviceLoop
-	case "file":
-		o.Device = crashtest.DeviceFile
-	default:
-		return usagef("--device %q: want loop or file", *device)
+	if o.Device, err = choose("device", *device, []named[crashtest.Device]{{"loop", crashtest.DeviceLoop}, {"file", crashtest.DeviceFile}}); err != nil {
+		return err
 	}
-	switch *strategy {
-	case "one-pass":
-		o.Strategy = crashtest.OnePass
-	case "from-zero":
-		o.Strategy = crashtest.FromZero
-	default:
-		return usagef("--strategy %q: want one-pass or from-zero", *strategy)
+	if o.Strategy, err = choose("strategy", *strategy, []named[crashtest.Strategy]{{"one-pass", crashtest.OnePass}, {"from-zero", crashtest.FromZero}}); err != nil {
+		return err
 	}
-	switch *refresh {
-	case "changed":
-		o.Refresh = crashtest.RefreshChanged
-	case "full":
-		o.Refresh = crashtest.RefreshFull
-	default:
-		return usagef("--refresh %q: want changed or full", *refresh)
+	if o.Refresh, err = choose("refresh", *refresh, []named[crashtest.Refresh]{{"changed", crashtest.RefreshChanged}, {"full", crashtest.RefreshFull}}); err != nil {
+		return err
 	}
 	if *explore < 0 {
 		return usagef("--explore %d: want 0 or more", *explore)

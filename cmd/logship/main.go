@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -163,4 +164,28 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		return usageError{err.Error()}
 	}
 	return nil
+}
+
+// named is one value a flag may name.
+type named[T any] struct {
+	name  string
+	value T
+}
+
+// choose returns the value of the choice named s, or a usage error for
+// --flag that lists the names in order ("want a, b or c").
+func choose[T any](flag, s string, choices []named[T]) (T, error) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		if c.name == s {
+			return c.value, nil
+		}
+		names[i] = c.name
+	}
+	var zero T
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	return zero, usagef("--%s %q: want %s", flag, s, want)
 }

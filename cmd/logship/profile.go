@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -45,26 +46,18 @@ func (p profileFlags) start() (stop func() error, err error) {
 		return nil, err
 	}
 	if *p.cpu != "" {
-		f, err := os.Create(*p.cpu)
+		stop, err := startToFile("cpuprofile", *p.cpu, pprof.StartCPUProfile, pprof.StopCPUProfile)
 		if err != nil {
 			return fail(err)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fail(fmt.Errorf("--cpuprofile: %w", err))
-		}
-		stops = append(stops, func() error { pprof.StopCPUProfile(); return f.Close() })
+		stops = append(stops, stop)
 	}
 	if *p.trace != "" {
-		f, err := os.Create(*p.trace)
+		stop, err := startToFile("trace", *p.trace, trace.Start, trace.Stop)
 		if err != nil {
 			return fail(err)
 		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			return fail(fmt.Errorf("--trace: %w", err))
-		}
-		stops = append(stops, func() error { trace.Stop(); return f.Close() })
+		stops = append(stops, stop)
 	}
 	if *p.block != "" {
 		runtime.SetBlockProfileRate(1)
@@ -80,6 +73,21 @@ func (p profileFlags) start() (stop func() error, err error) {
 	return stopAll, nil
 }
 
+// startToFile creates path and starts writing a CPU profile or trace to it
+// with start (refusals named by --flag); the returned stop ends it with
+// end and closes the file.
+func startToFile(flag, path string, start func(io.Writer) error, end func()) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return func() error { end(); return f.Close() }, nil
+}
+
 func writeProfile(name, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -90,6 +98,16 @@ func writeProfile(name, path string) error {
 		return fmt.Errorf("writing the %s profile to %s: %w", name, path, err)
 	}
 	return f.Close()
+}
+
+// parseProfiled parses the flags of a command with profile flags pf, then
+// starts the profiles asked for; the returned function writes them out and
+// reports a failure on e's stderr (the command's own result stands).
+func parseProfiled(e *env, fs *pflag.FlagSet, args []string, pf profileFlags) (func(), error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	return startProfiles(e, pf)
 }
 
 // startProfiles starts the profiles of pf; the returned function writes

@@ -50,23 +50,12 @@ holding it makes recover wait, then fail with TASK_BUSY).`)
 		jsonOut = fs.Bool("json", false, "print the summary as a JSON object")
 	)
 	pf := addProgressFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("want one TARGET, got %d arguments", fs.NArg())
-	}
-	addr, client, err := cf.config()
+	a, err := parseBlockArgs(fs, args, "TARGET", cf, bf, pf)
 	if err != nil {
 		return err
 	}
-	cfg := blocksync.RecoverConfig{Target: fs.Arg(0), Addr: addr, Client: client, Full: *full, At: *at, Progress: &blocksync.Progress{}}
-	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
-		return err
-	}
-	if err := pf.check(); err != nil {
-		return err
-	}
+	cfg := blocksync.RecoverConfig{Target: a.path, Addr: a.addr, Client: a.client, BlockSize: a.blockSize, Granularity: a.granularity,
+		Parallel: a.parallel, Full: *full, At: *at, Progress: &blocksync.Progress{}}
 	stop := pf.startBlocks(e, "recover", "received", cfg.Progress)
 	st, err := blocksync.Recover(ctx, cfg)
 	stop()

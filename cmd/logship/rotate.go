@@ -45,19 +45,17 @@ the check (the image loses what DEV held and was not shipped).
 
 Prints what it did; with --json one object. Exit status 3 when refused.`)
 	var (
-		dmName   = fs.String("dm-name", "", "device-mapper name of the log-writes target")
-		nextLog  = fs.String("next-log", "", "the block device to log to from now on")
-		to       = fs.String("to", "", "the server the journal is shipped to, host:port (for the check)")
-		task     = fs.String("task", "", "the task on it")
-		tlsCert  = fs.String("tls-cert", "", "client certificate (PEM)")
-		tlsKey   = fs.String("tls-key", "", "client key (PEM)")
-		ca       = fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)")
-		pskFile  = fs.String("psk-file", "", "file holding this client's pre-shared key (bare, or one NAME:KEY line; mode 0600)")
-		insecure = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
-		force    = fs.Bool("force", false, "rotate even if the next log holds a journal the server may not have")
-		wait     = fs.Duration("wait", 0, "keep checking with the server this long for the next log to be shipped")
-		zero     = fs.String("zero", sizeDefault(1<<20), "how much of the next log's start to zero")
-		jsonOut  = fs.Bool("json", false, "print the result as a JSON object")
+		dmName  = fs.String("dm-name", "", "device-mapper name of the log-writes target")
+		nextLog = fs.String("next-log", "", "the block device to log to from now on")
+		to      = fs.String("to", "", "the server the journal is shipped to, host:port (for the check)")
+		task    = fs.String("task", "", "the task on it")
+	)
+	auth := addAuthFlags(fs)
+	var (
+		force   = fs.Bool("force", false, "rotate even if the next log holds a journal the server may not have")
+		wait    = fs.Duration("wait", 0, "keep checking with the server this long for the next log to be shipped")
+		zero    = fs.String("zero", sizeDefault(1<<20), "how much of the next log's start to zero")
+		jsonOut = fs.Bool("json", false, "print the result as a JSON object")
 	)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -84,7 +82,7 @@ Prints what it did; with --json one object. Exit status 3 when refused.`)
 	var client parallel.ClientConfig
 	if *to != "" {
 		client = parallel.ClientConfig{Task: "", Streams: 1}
-		if err := clientAuth(&client, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
+		if err := auth.apply(&client); err != nil {
 			return err
 		}
 	}

@@ -95,10 +95,7 @@ still has it. docs/production.md has the procedure.`)
 	)
 	lf := addLogFlags(fs)
 	pf := addProfileFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	stopProfiles, err := startProfiles(e, pf)
+	stopProfiles, err := parseProfiled(e, fs, args, pf)
 	if err != nil {
 		return err
 	}

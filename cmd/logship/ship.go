@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/logship/logship/barrier"
-	"github.com/logship/logship/parallel"
 	"github.com/logship/logship/source"
 )
 
@@ -62,22 +61,14 @@ differential sync of /dev/mapper/NAME, then shipping from the fresh log's
 rotation mark. docs/production.md has the whole setup.
 
 Progress goes to stderr when it is a terminal; a summary line to stdout.`)
+	cf := addClientFlags(fs)
 	var (
-		to        = fs.String("to", "", "server address, host:port")
-		task      = fs.String("task", "", "task name on the server")
 		sizeS     = fs.String("size", "", "image size when the task is created (e.g. 10GiB)")
-		streams   = fs.Int("streams", parallel.DefaultStreams, "parallel TCP streams")
 		fromMark  = fs.String("from-mark", "", "start after the first mark with this label")
-		compress  = fs.String("compress", "none", "compress frames: zstd or none")
 		bwS       = fs.String("bwlimit", "", "limit the data sent per second, e.g. 20MiB (or 20MiB/s)")
 		follow    = fs.Bool("follow", false, "tail a live log until its end mark or until stopped")
 		dmName    = fs.String("dm-name", "", "device-mapper name of the log-writes target (with --follow)")
 		tick      = fs.Duration("tick", source.DefaultTick, "with --dm-name: how often to send a mark while entries are logged (0: never)")
-		tlsCert   = fs.String("tls-cert", "", "client certificate (PEM)")
-		tlsKey    = fs.String("tls-key", "", "client key (PEM)")
-		ca        = fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)")
-		pskFile   = fs.String("psk-file", "", "file holding this client's pre-shared key (bare, or one NAME:KEY line; mode 0600)")
-		insecure  = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
 		retryFor  = fs.Duration("retry-for", source.DefaultRetryFor, "give up after this long without an acked window (0: never retry)")
 		winEnt    = fs.Int("window-entries", barrier.DefaultMaxEntries, "most entries in a window")
 		winBytesS = fs.String("window-bytes", sizeDefault(barrier.DefaultMaxBytes), "most payload bytes in a window (also capped at a quarter of the server's credit)")
@@ -90,10 +81,7 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	ff := addFollowFlags(fs) // shipfollow.go
 	lf := addLogFlags(fs)
 	prof := addProfileFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	stopProfiles, err := startProfiles(e, prof)
+	stopProfiles, err := parseProfiled(e, fs, args, prof)
 	if err != nil {
 		return err
 	}
@@ -101,11 +89,9 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if fs.NArg() != 1 && !(ff.on() && fs.NArg() == 0) {
 		return usagef("want one JOURNAL, got %d arguments", fs.NArg())
 	}
-	if err := checkServer("to", *to, *task); err != nil {
+	addr, client, err := cf.config()
+	if err != nil {
 		return err
-	}
-	if *streams < 1 || *streams > parallel.MaxStreams {
-		return usagef("--streams %d: want 1 to %d", *streams, parallel.MaxStreams)
 	}
 	if *dmName != "" && !*follow {
 		return usagef("--dm-name goes with --follow")
@@ -122,8 +108,8 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	}
 	cfg := source.Config{
 		Journal:  ff.journal(fs.Arg(0)),
-		Addr:     *to,
-		Client:   parallel.ClientConfig{Task: *task, Streams: *streams},
+		Addr:     addr,
+		Client:   client,
 		FromMark: *fromMark,
 		Follow:   *follow,
 		Direct:   *direct,
@@ -140,13 +126,6 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	if *retryFor == 0 {
 		cfg.RetryFor = -1
 	}
-	switch *compress {
-	case "zstd":
-		cfg.Client.Compress = true
-	case "none", "":
-	default:
-		return usagef("--compress %q: want zstd or none", *compress)
-	}
 	if *bwS != "" {
 		bw, err := humanize.ParseBytes(strings.TrimSuffix(*bwS, "/s"))
 		if err != nil || bw == 0 || bw > 1<<50 {
@@ -158,9 +137,6 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 		if cfg.Size, err = parseImageSize("size", *sizeS); err != nil {
 			return err
 		}
-	}
-	if err := clientAuth(&cfg.Client, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
-		return err
 	}
 	if err := pf.check(); err != nil {
 		return err
@@ -224,35 +200,6 @@ Progress goes to stderr when it is a terminal; a summary line to stdout.`)
 	}
 	printShipSummary(e.stdout, st, *jsonOut, state)
 	return nil
-}
-
-// clientAuth sets one of TLS, PSK and Insecure from the flags.
-func clientAuth(c *parallel.ClientConfig, cert, key, ca, pskFile string, insecure bool) error {
-	tlsOn := cert != "" || key != "" || ca != ""
-	n := 0
-	for _, on := range []bool{tlsOn, pskFile != "", insecure} {
-		if on {
-			n++
-		}
-	}
-	if n != 1 {
-		return usagef("choose one authentication: --tls-cert/--tls-key [--ca], --psk-file or --insecure (%d given)", n)
-	}
-	var err error
-	switch {
-	case tlsOn:
-		if cert == "" || key == "" {
-			return usagef("TLS needs --tls-cert and --tls-key (and --ca unless the system's CAs sign the server)")
-		}
-		c.TLS, err = parallel.LoadClientTLS(cert, key, ca)
-	case pskFile != "":
-		var k parallel.Key
-		k, err = parallel.LoadClientKey(pskFile)
-		c.PSK, c.PSKName = k.Secret, k.Name
-	default:
-		c.Insecure = true
-	}
-	return err
 }
 
 // isTerminal reports whether w is a terminal.

@@ -60,13 +60,11 @@ With --json, one JSON object per task per line (control.TaskStatus, see
 docs/protocol.md section 7.1). Exit status 3 when the server cannot be
 reached, --task names no task, or --wait-caught-up timed out.`)
 	var (
-		to       = fs.String("to", "", "server address, host:port")
-		task     = fs.String("task", "", "show only this task")
-		tlsCert  = fs.String("tls-cert", "", "client certificate (PEM)")
-		tlsKey   = fs.String("tls-key", "", "client key (PEM)")
-		ca       = fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)")
-		pskFile  = fs.String("psk-file", "", "file holding this client's pre-shared key (bare, or one NAME:KEY line; mode 0600)")
-		insecure = fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)")
+		to   = fs.String("to", "", "server address, host:port")
+		task = fs.String("task", "", "show only this task")
+	)
+	auth := addAuthFlags(fs)
+	var (
 		timeout  = fs.Duration("timeout", 10*time.Second, "give up after this long")
 		caughtUp = fs.Bool("wait-caught-up", false, "with --task: wait until everything logged before now is durable")
 		jsonOut  = fs.Bool("json", false, "one JSON object per task per line")
@@ -84,7 +82,7 @@ reached, --task names no task, or --wait-caught-up timed out.`)
 		return err
 	}
 	cfg := parallel.ClientConfig{Streams: 1}
-	if err := clientAuth(&cfg, *tlsCert, *tlsKey, *ca, *pskFile, *insecure); err != nil {
+	if err := auth.apply(&cfg); err != nil {
 		return err
 	}
 	if *caughtUp && *task == "" {

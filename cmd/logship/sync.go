@@ -20,66 +20,6 @@ func init() {
 	register(command{name: "sync", summary: "copy a device to a task's image: in full, or only what differs", run: runSync})
 }
 
-// clientFlags are the connection flags of sync, verify and recover.
-type clientFlags struct {
-	addr, from, task            *string
-	streams                     *int
-	compress                    *string
-	tlsCert, tlsKey, ca, pskKey *string
-	insecure                    *bool
-}
-
-// The server is --to for every command; recover also takes --from, its
-// old name.
-func addClientFlags(fs *pflag.FlagSet) clientFlags {
-	return clientFlags{
-		addr:     fs.String("to", "", "server address, host:port"),
-		task:     fs.String("task", "", "task name on the server"),
-		streams:  fs.Int("streams", parallel.DefaultStreams, "parallel TCP streams"),
-		compress: fs.String("compress", "none", "compress frames: zstd or none"),
-		tlsCert:  fs.String("tls-cert", "", "client certificate (PEM)"),
-		tlsKey:   fs.String("tls-key", "", "client key (PEM)"),
-		ca:       fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)"),
-		pskKey:   fs.String("psk-file", "", "file holding this client's pre-shared key (bare, or one NAME:KEY line; mode 0600)"),
-		insecure: fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)"),
-	}
-}
-
-// addFromAlias adds --from, the old name of --to (recover).
-func (f *clientFlags) addFromAlias(fs *pflag.FlagSet) {
-	f.from = fs.String("from", "", "the same as --to")
-	fs.MarkHidden("from")
-}
-
-// config checks the flags and returns the client configuration.
-func (f clientFlags) config() (string, parallel.ClientConfig, error) {
-	var c parallel.ClientConfig
-	if f.from != nil && *f.from != "" {
-		if *f.addr != "" && *f.addr != *f.from {
-			return "", c, usagef("--to %q and --from %q: give the server once", *f.addr, *f.from)
-		}
-		*f.addr = *f.from
-	}
-	if err := checkServer("to", *f.addr, *f.task); err != nil {
-		return "", c, err
-	}
-	if *f.streams < 1 || *f.streams > parallel.MaxStreams {
-		return "", c, usagef("--streams %d: want 1 to %d", *f.streams, parallel.MaxStreams)
-	}
-	c.Task, c.Streams = *f.task, *f.streams
-	switch *f.compress {
-	case "zstd":
-		c.Compress = true
-	case "none", "":
-	default:
-		return "", c, usagef("--compress %q: want zstd or none", *f.compress)
-	}
-	if err := clientAuth(&c, *f.tlsCert, *f.tlsKey, *f.ca, *f.pskKey, *f.insecure); err != nil {
-		return "", c, err
-	}
-	return *f.addr, c, nil
-}
-
 // blockFlags are the digest-tree flags of sync, verify and recover.
 type blockFlags struct {
 	blockSize, granularity *string
@@ -111,6 +51,39 @@ func (f blockFlags) config() (bs, g int64, par int, err error) {
 		return 0, 0, 0, usagef("--parallel %d: want 1 to 256", *f.parallel)
 	}
 	return int64(b), int64(gr), *f.parallel, nil
+}
+
+// blockArgs are what sync, verify and recover share, parsed and checked:
+// the one device or file operand, the server and session (clientFlags) and
+// the digest tree (blockFlags).
+type blockArgs struct {
+	path                   string
+	addr                   string
+	client                 parallel.ClientConfig
+	blockSize, granularity int64
+	parallel               int
+}
+
+// parseBlockArgs parses the flags of sync, verify or recover and checks
+// what they share: one operand (named in the usage error), the client,
+// block and progress flags. The command checks its own flags after.
+func parseBlockArgs(fs *pflag.FlagSet, args []string, operand string, cf clientFlags, bf blockFlags, pf progressFlags) (blockArgs, error) {
+	var a blockArgs
+	if err := parse(fs, args); err != nil {
+		return a, err
+	}
+	if fs.NArg() != 1 {
+		return a, usagef("want one %s, got %d arguments", operand, fs.NArg())
+	}
+	a.path = fs.Arg(0)
+	var err error
+	if a.addr, a.client, err = cf.config(); err != nil {
+		return a, err
+	}
+	if a.blockSize, a.granularity, a.parallel, err = bf.config(); err != nil {
+		return a, err
+	}
+	return a, pf.check()
 }
 
 func runSync(ctx context.Context, e *env, args []string) error {
@@ -160,27 +133,14 @@ stdout.`)
 		verbose   = fs.BoolP("verbose", "v", false, "log what happens on stderr")
 	)
 	pf := addProgressFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("want one SOURCE, got %d arguments", fs.NArg())
-	}
-	addr, client, err := cf.config()
+	a, err := parseBlockArgs(fs, args, "SOURCE", cf, bf, pf)
 	if err != nil {
 		return err
 	}
-	cfg := blocksync.SyncConfig{Source: fs.Arg(0), Addr: addr, Client: client, MarkFirst: *markFirst,
-		DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor, Progress: &blocksync.Progress{}}
-	switch *mode {
-	case "full":
-		cfg.Mode = blocksync.SyncFull
-	case "diff":
-		cfg.Mode = blocksync.SyncDiff
-	default:
-		return usagef("--mode %q: want full or diff", *mode)
-	}
-	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
+	cfg := blocksync.SyncConfig{Source: a.path, Addr: a.addr, Client: a.client, BlockSize: a.blockSize, Granularity: a.granularity,
+		Parallel: a.parallel, MarkFirst: *markFirst, DMName: *dmName, Freeze: *freeze, Restart: *restart, RetryFor: *retryFor,
+		Progress: &blocksync.Progress{}}
+	if cfg.Mode, err = choose("mode", *mode, []named[blocksync.SyncMode]{{"full", blocksync.SyncFull}, {"diff", blocksync.SyncDiff}}); err != nil {
 		return err
 	}
 	if *markFirst && *dmName == "" {
@@ -188,9 +148,6 @@ stdout.`)
 	}
 	if *retryFor == 0 {
 		cfg.RetryFor = -1
-	}
-	if err := pf.check(); err != nil {
-		return err
 	}
 	level := slog.LevelInfo
 	if *verbose {

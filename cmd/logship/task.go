@@ -75,21 +75,16 @@ func runTask(ctx context.Context, e *env, args []string) error {
 
 // taskFlags are the flags every task command has.
 type taskFlags struct {
-	to, task, dir                *string
-	tlsCert, tlsKey, ca, pskFile *string
-	insecure                     *bool
-	timeout                      *time.Duration
+	to, task, dir *string
+	auth          authFlags
+	timeout       *time.Duration
 }
 
 func newTaskFlags(fs *pflag.FlagSet, withTask bool) *taskFlags {
 	f := &taskFlags{
-		to:       fs.String("to", "", "server address, host:port"),
-		tlsCert:  fs.String("tls-cert", "", "client certificate (PEM)"),
-		tlsKey:   fs.String("tls-key", "", "client key (PEM)"),
-		ca:       fs.String("ca", "", "CA certificates to verify the server with (PEM; default: the system's)"),
-		pskFile:  fs.String("psk-file", "", "file holding the pre-shared key"),
-		insecure: fs.Bool("insecure", false, "no authentication, plaintext (loopback addresses only)"),
-		timeout:  fs.Duration("timeout", taskTimeout, "give up after this long"),
+		to:      fs.String("to", "", "server address, host:port"),
+		auth:    addAuthFlags(fs),
+		timeout: fs.Duration("timeout", taskTimeout, "give up after this long"),
 	}
 	if withTask {
 		f.task = fs.String("task", "", "the task")
@@ -98,9 +93,12 @@ func newTaskFlags(fs *pflag.FlagSet, withTask bool) *taskFlags {
 	return f
 }
 
-// client checks the flags and returns the client configuration (nil with
-// --dir).
-func (f *taskFlags) client(fs *pflag.FlagSet) (*parallel.ClientConfig, error) {
+// parse parses the flags, checks them and returns the client
+// configuration (nil with --dir).
+func (f *taskFlags) parse(fs *pflag.FlagSet, args []string) (*parallel.ClientConfig, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
 	if fs.NArg() != 0 {
 		return nil, usagef("unexpected arguments %q", fs.Args())
 	}
@@ -131,7 +129,7 @@ func (f *taskFlags) client(fs *pflag.FlagSet) (*parallel.ClientConfig, error) {
 	if f.task != nil {
 		cfg.Task = *f.task
 	}
-	if err := clientAuth(&cfg, *f.tlsCert, *f.tlsKey, *f.ca, *f.pskFile, *f.insecure); err != nil {
+	if err := f.auth.apply(&cfg); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -141,10 +139,7 @@ func runTaskList(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "task list", "--to ADDR (auth flags) [--json]", taskHelp)
 	f := newTaskFlags(fs, false)
 	jsonOut := fs.Bool("json", false, "one JSON object per task per line (as status --json)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := f.client(fs)
+	cfg, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -182,10 +177,7 @@ func runTaskRemove(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "task rm", "(--to ADDR (auth flags) | --dir DIR) --task NAME --yes", taskHelp)
 	f := newTaskFlags(fs, true)
 	yes := fs.Bool("yes", false, "yes, remove the task and its image for good")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := f.client(fs)
+	cfg, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -215,10 +207,7 @@ func runTaskResize(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "task resize", "(--to ADDR (auth flags) | --dir DIR) --task NAME --size SIZE", taskHelp)
 	f := newTaskFlags(fs, true)
 	sizeS := fs.String("size", "", "the new image size, a multiple of 4 KiB (e.g. 2GiB); images only grow")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := f.client(fs)
+	cfg, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -54,29 +54,18 @@ device.`)
 		jsonOut = fs.Bool("json", false, "print JSON objects, one per line")
 	)
 	pf := addProgressFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("want one SOURCE, got %d arguments", fs.NArg())
-	}
-	addr, client, err := cf.config()
+	a, err := parseBlockArgs(fs, args, "SOURCE", cf, bf, pf)
 	if err != nil {
 		return err
 	}
 	if *atMark != (*dmName != "") {
 		return usagef("--at-mark and --dm-name go together")
 	}
-	cfg := blocksync.VerifyConfig{Source: fs.Arg(0), Addr: addr, Client: client, Freeze: *freeze, MarkWait: *wait, Progress: &blocksync.Progress{}}
+	cfg := blocksync.VerifyConfig{Source: a.path, Addr: a.addr, Client: a.client, BlockSize: a.blockSize, Granularity: a.granularity,
+		Parallel: a.parallel, Freeze: *freeze, MarkWait: *wait, Progress: &blocksync.Progress{}}
 	if *atMark {
 		name := *dmName
 		cfg.AtMark = func(label string) error { return devio.Mark(name, label) }
-	}
-	if cfg.BlockSize, cfg.Granularity, cfg.Parallel, err = bf.config(); err != nil {
-		return err
-	}
-	if err := pf.check(); err != nil {
-		return err
 	}
 	stop := pf.startBlocks(e, "verify", "of digests", cfg.Progress)
 	res, err := blocksync.Verify(ctx, cfg)
