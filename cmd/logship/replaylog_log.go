@@ -240,9 +240,9 @@ func (l *rlLog) seekToMark(mark string) error {
 	}
 }
 
-// seekNextEntry is log_seek_next_entry: read the next header (a whole
-// sector) and skip its payload. io.EOF after nr_entries entries.
-func (l *rlLog) seekNextEntry() (rlEntry, error) {
+// nextHeader reads the header of the next entry (a whole sector) and steps
+// past it; io.EOF after nr_entries entries.
+func (l *rlLog) nextHeader() (rlEntry, error) {
 	if l.cur >= l.nr {
 		return rlEntry{}, io.EOF
 	}
@@ -252,6 +252,16 @@ func (l *rlLog) seekNextEntry() (rlEntry, error) {
 	}
 	l.cur++
 	l.pos += int64(l.ss)
+	return e, nil
+}
+
+// seekNextEntry is log_seek_next_entry: read the next header (a whole
+// sector) and skip its payload. io.EOF after nr_entries entries.
+func (l *rlLog) seekNextEntry() (rlEntry, error) {
+	e, err := l.nextHeader()
+	if err != nil {
+		return e, err
+	}
 	if l.verbose > 1 {
 		fmt.Fprintf(l.out, "seek entry %d@%d: %d, size %d, flags 0x%x(%s)\n",
 			int32(l.cur-1), l.sector(l.pos), e.sector, e.nr, e.flags, rlFlagString(e.flags))
@@ -277,15 +287,10 @@ func (l *rlLog) skipped(e rlEntry) bool {
 // replayNextEntry is log_replay_next_entry: read the next entry and apply it
 // to the target.
 func (l *rlLog) replayNextEntry() (rlEntry, error) {
-	if l.cur >= l.nr {
-		return rlEntry{}, io.EOF
-	}
-	e, err := l.readHeader(int(l.ss))
+	e, err := l.nextHeader()
 	if err != nil {
 		return e, err
 	}
-	l.cur++
-	l.pos += int64(l.ss)
 	size := e.nr * l.ss
 	skip := l.skipped(e)
 	if l.verbose > 1 || (l.verbose > 0 && !skip) {
