@@ -45,11 +45,9 @@ func (srv *Server) handleAdmin(ctx context.Context, ps *parallel.Session, r cont
 		}
 		size = r.Resize.Size
 	}
-	ss := srv.session(ps)
-	select {
-	case <-ss.accepted:
-	case <-ctx.Done():
-		return nil, remote(ErrShutdown)
+	ss, err := srv.acceptedSession(ctx, ps)
+	if err != nil {
+		return nil, remote(err)
 	}
 	if ss.claimErr != nil {
 		return nil, remote(ss.claimErr)

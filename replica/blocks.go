@@ -43,14 +43,9 @@ func (srv *Server) handleBlocks(ctx context.Context, ps *parallel.Session, r con
 
 // openedTask returns the task the session opened.
 func (srv *Server) openedTask(ctx context.Context, ps *parallel.Session) (*task, error) {
-	ss := srv.session(ps)
-	select {
-	case <-ss.accepted:
-	case <-ctx.Done():
-		srv.mu.Lock()
-		delete(srv.sessions, ps)
-		srv.mu.Unlock()
-		return nil, ErrShutdown
+	ss, err := srv.acceptedSession(ctx, ps)
+	if err != nil {
+		return nil, err
 	}
 	ss.mu.Lock()
 	t := ss.t

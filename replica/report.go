@@ -76,13 +76,8 @@ func (srv *Server) handleReport(ctx context.Context, ps *parallel.Session, r *co
 // it, so holding it without an open gives no more power; ship's follower
 // uses that to report a log that filled before it could open the task.
 func (srv *Server) holds(ctx context.Context, ps *parallel.Session, name string) bool {
-	ss := srv.session(ps)
-	select {
-	case <-ss.accepted: // serveSession has claimed the task, or failed to
-	case <-ctx.Done():
-		srv.mu.Lock()
-		delete(srv.sessions, ps) // as openedTask does
-		srv.mu.Unlock()
+	ss, err := srv.acceptedSession(ctx, ps)
+	if err != nil {
 		return false
 	}
 	srv.mu.Lock()

@@ -308,6 +308,23 @@ func (srv *Server) session(ps *parallel.Session) *session {
 	return ss
 }
 
+// acceptedSession returns the server's session of ps once serveSession has
+// accepted it (claimed its task, or failed to). When ctx ends first, it
+// forgets the session (serveSession may never have started) and returns
+// ErrShutdown.
+func (srv *Server) acceptedSession(ctx context.Context, ps *parallel.Session) (*session, error) {
+	ss := srv.session(ps)
+	select {
+	case <-ss.accepted:
+		return ss, nil
+	case <-ctx.Done():
+		srv.mu.Lock()
+		delete(srv.sessions, ps)
+		srv.mu.Unlock()
+		return nil, ErrShutdown
+	}
+}
+
 // claimWait bounds how long a new session waits for an ending session
 // of the same task to let it go.
 const claimWait = time.Minute
@@ -474,14 +491,9 @@ func (srv *Server) handle(ctx context.Context, ps *parallel.Session, req []byte)
 		if r.Open == nil {
 			return nil, remote(fmt.Errorf("%w: open without its fields", ErrBadRequest))
 		}
-		ss := srv.session(ps)
-		select {
-		case <-ss.accepted:
-		case <-ctx.Done():
-			srv.mu.Lock()
-			delete(srv.sessions, ps)
-			srv.mu.Unlock()
-			return nil, remote(ErrShutdown)
+		ss, err := srv.acceptedSession(ctx, ps)
+		if err != nil {
+			return nil, remote(err)
 		}
 		t, err := ss.open(ctx, *r.Open)
 		if err != nil {
