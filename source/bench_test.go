@@ -82,15 +82,10 @@ func writeBenchJournal(path string, size int64) error {
 	if err != nil {
 		return err
 	}
-	const maxSectors = 256
-	avg := int64(maxSectors+1) / 2 * 4096
-	for chunk := uint64(0); w.Size() < size; chunk++ {
-		wl := fixtures.Workload{Seed: 1000 + chunk, SectorSize: 4096, DeviceSize: 2 << 30,
-			Entries: int(min(1000, (size-w.Size())/avg+1)), MaxWriteSectors: maxSectors,
-			Discard: 0.01, Flush: 0.02, FUA: 0.02, Overlap: 0.2}
-		if err := wl.Write(w); err != nil {
-			return err
-		}
+	wl := fixtures.Workload{Seed: 1000, SectorSize: 4096, DeviceSize: 2 << 30, MaxWriteSectors: 256,
+		Discard: 0.01, Flush: 0.02, FUA: 0.02, Overlap: 0.2}
+	if err := wl.WriteUntil(w, size); err != nil {
+		return err
 	}
 	if err := w.Close(); err != nil {
 		return err
