@@ -11,26 +11,6 @@ import (
 	"github.com/logship/logship/fixtures"
 )
 
-// shipAll creates task name with j's device size, ships all of j and
-// waits until the session has ended.
-func shipAll(t *testing.T, ts *testServer, name string, j *testJournal) {
-	t.Helper()
-	ctx := t.Context()
-	s := ts.dial(t, name, 2)
-	if _, err := openCall(ctx, s, j.open(j.size)); err != nil {
-		t.Fatal(err)
-	}
-	sent, err := shipJournal(ctx, s, j, control.Position{Journal: j.id}, shipOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	ts.waitIdle(t)
-}
-
 func TestRemoveResize(t *testing.T) {
 	ts := startServer(t, Config{})
 	j := newJournal(t, fixtures.DefaultWorkload(5, 512))

@@ -52,18 +52,8 @@ func TestBadInput(t *testing.T) {
 				ts := startServer(t, m.cfg)
 				ctx := t.Context()
 				s := ts.dial(t, "t", 3)
-				task, err := openCall(ctx, s, j.open(j.size))
-				if err != nil {
-					t.Fatal(err)
-				}
-				sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{stopAt: 150})
-				if err != nil {
-					t.Fatal(err)
-				}
+				sent := openAndShip(ctx, t, s, j, shipOpts{stopAt: 150})
 				good := sent[len(sent)-1]
-				if err := s.WaitAck(ctx, good.seq); err != nil {
-					t.Fatal(err)
-				}
 				pos := control.Position{Journal: j.id, NextEntry: good.last + 1, NextWindow: good.seq + 1}
 				seq := pos.NextWindow
 				for _, f := range tc.frames(pos) {
@@ -75,7 +65,7 @@ func TestBadInput(t *testing.T) {
 				if err := s.EndWindow(ctx, seq); err != nil {
 					t.Fatal(err)
 				}
-				err = s.WaitAck(ctx, seq)
+				err := s.WaitAck(ctx, seq)
 				if codeOfErr(err) != tc.code {
 					t.Fatalf("bad window: %v, want %v", err, tc.code)
 				}
@@ -84,7 +74,7 @@ func TestBadInput(t *testing.T) {
 				sameBytes(t, "image", readImage(t, ts.cfg.Dir, "t"), j.replayTo(t, pos.NextEntry))
 				// The next session resumes after the last good window.
 				s2 := ts.dial(t, "t", 1)
-				task, err = openCall(ctx, s2, j.open(0))
+				task, err := openCall(ctx, s2, j.open(0))
 				if err != nil {
 					t.Fatal(err)
 				}

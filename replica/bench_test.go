@@ -37,18 +37,7 @@ func BenchmarkServe(b *testing.B) {
 				for i := 0; b.Loop(); i++ {
 					s := ts.dial(b, fmt.Sprintf("t%d", i), 4)
 					ctx := b.Context()
-					t, err := openCall(ctx, s, j.open(j.size))
-					if err != nil {
-						b.Fatal(err)
-					}
-					sent, err := shipJournal(ctx, s, j, t.Durable, shipOpts{limits: lim.limits})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-						b.Fatal(err)
-					}
-					windows = len(sent)
+					windows = len(openAndShip(ctx, b, s, j, shipOpts{limits: lim.limits}))
 					b.StopTimer()
 					s.Close()
 					ts.waitIdle(b)

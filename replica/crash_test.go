@@ -74,26 +74,9 @@ func TestCrashGroupCommit(t *testing.T) {
 			t.Logf("acked window %d, recovered to window %d (entry %d)", acked, st.Durable.NextWindow-1, st.Durable.NextEntry)
 			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
 			// The source resumes and finishes.
-			s2 := ts2.dial(t, "t", 4)
-			task, err = openCall(ctx, s2, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
+			if from := finishShip(ctx, t, ts2, j); from != st.Durable {
+				t.Fatalf("open after recovery: %+v, state says %+v", from, st.Durable)
 			}
-			if task.Durable != st.Durable {
-				t.Fatalf("open after recovery: %+v, state says %+v", task.Durable, st.Durable)
-			}
-			sent, err = shipJournal(ctx, s2, j, task.Durable, shipOpts{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(sent) > 0 {
-				if err := s2.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s2.Close()
-			ts2.waitIdle(t)
-			sameBytes(t, "final image", readImage(t, cfg.Dir, "t"), j.replayTo(t, -1))
 		})
 	}
 }
@@ -104,21 +87,7 @@ func TestRetain(t *testing.T) {
 	for _, retain := range []bool{false, true} {
 		j := newJournal(t, fixtures.DefaultWorkload(41, 512))
 		ts := startServer(t, Config{Retain: retain, CheckpointEvery: 10 * time.Millisecond, StagingRotate: 64 << 10})
-		ctx := t.Context()
-		s := ts.dial(t, "t", 2)
-		task, err := openCall(ctx, s, j.open(j.size))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		ts.waitIdle(t)
+		sent := shipAll(t, ts, "t", j)
 		dir := filepath.Join(ts.cfg.Dir, "t")
 		ns, _ := stagingFiles(dir)
 		if !retain {

@@ -33,7 +33,17 @@ func startServer(t testing.TB, cfg Config) *testServer {
 	return startServerCredit(t, cfg, 0)
 }
 
+// startServerCredit is startServer with the transport's credit (0: the
+// default).
 func startServerCredit(t testing.TB, cfg Config, credit int64) *testServer {
+	t.Helper()
+	return startServerWith(t, cfg, credit, false)
+}
+
+// startServerWith is startServer with the transport's credit (0: the
+// default) and, when authorize, the server's grants checked by the
+// transport at the handshake too.
+func startServerWith(t testing.TB, cfg Config, credit int64, authorize bool) *testServer {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
@@ -45,7 +55,11 @@ func startServerCredit(t testing.TB, cfg Config, credit int64) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := parallel.Listen("127.0.0.1:0", parallel.ServerConfig{Insecure: true, Handler: srv.Handle, Credit: credit})
+	scfg := parallel.ServerConfig{Insecure: true, Handler: srv.Handle, Credit: credit}
+	if authorize {
+		scfg.Authorize = srv.Authorize
+	}
+	l, err := parallel.Listen("127.0.0.1:0", scfg)
 	if err != nil {
 		srv.Close()
 		t.Fatal(err)
@@ -162,6 +176,65 @@ func (j *testJournal) replayTo(t testing.TB, next int64) []byte {
 type sentWindow struct {
 	seq         uint64
 	first, last int64 // entry range; last = first-1 for an empty window
+}
+
+// openAndShip opens s's task for j, ships j from the durable position
+// with o and waits for the last window's ack; it returns the windows sent.
+// Any failure, or no window sent, is fatal.
+func openAndShip(ctx context.Context, t testing.TB, s *parallel.Session, j *testJournal, o shipOpts) []sentWindow {
+	t.Helper()
+	task, err := openCall(ctx, s, j.open(j.size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := shipJournal(ctx, s, j, task.Durable, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) == 0 {
+		t.Fatalf("no window sent from %+v", task.Durable)
+	}
+	if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+		t.Fatal(err)
+	}
+	return sent
+}
+
+// shipAll creates task name with j's device size, ships all of j and
+// waits until the session has ended; it returns the windows sent.
+func shipAll(t *testing.T, ts *testServer, name string, j *testJournal) []sentWindow {
+	t.Helper()
+	s := ts.dial(t, name, 2)
+	sent := openAndShip(t.Context(), t, s, j, shipOpts{})
+	s.Close()
+	ts.waitIdle(t)
+	return sent
+}
+
+// finishShip opens task "t" on a new session of ts, ships the rest of j
+// from the durable position open reports, waits for the acks and for the
+// session to end, and checks that the image is all of j replayed. It
+// returns the position it resumed from.
+func finishShip(ctx context.Context, t testing.TB, ts *testServer, j *testJournal) control.Position {
+	t.Helper()
+	s := ts.dial(t, "t", 4)
+	task, err := openCall(ctx, s, j.open(j.size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) > 0 {
+		if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	ts.waitIdle(t)
+	sameBytes(t, "final image", readImage(t, ts.cfg.Dir, "t"), j.replayTo(t, -1))
+	return task.Durable
 }
 
 // shipOpts tune shipJournal.

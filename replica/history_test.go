@@ -64,32 +64,13 @@ func TestOpenAtMark(t *testing.T) {
 	ts := startServer(t, cfg)
 	ctx := t.Context()
 	s := ts.dial(t, "t", 3)
-	task, err := openCall(ctx, s, j.open(j.size))
-	if err != nil {
-		t.Fatal(err)
-	}
-	half := at[len(at)/2]
-	sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{stopAt: half})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-		t.Fatal(err)
-	}
+	openAndShip(ctx, t, s, j, shipOpts{stopAt: at[len(at)/2]})
 	s.Close()
 	ts.stop()
 	cfg.Dir = ts.cfg.Dir
 	ts = startServer(t, cfg)
 	s = ts.dial(t, "t", 3)
-	if task, err = openCall(ctx, s, j.open(j.size)); err != nil {
-		t.Fatal(err)
-	}
-	if sent, err = shipJournal(ctx, s, j, task.Durable, shipOpts{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-		t.Fatal(err)
-	}
+	openAndShip(ctx, t, s, j, shipOpts{})
 	s.Close()
 	ts.waitIdle(t)
 	dir := filepath.Join(cfg.Dir, "t")

@@ -211,25 +211,7 @@ func TestReportOnlyFromHolder(t *testing.T) {
 // at the handshake too when atHandshake.
 func startServerGrants(t *testing.T, g *Grants, atHandshake bool) *testServer {
 	t.Helper()
-	cfg := Config{Dir: t.TempDir(), Grants: g}
-	srv, err := Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg := parallel.ServerConfig{Insecure: true, Handler: srv.Handle}
-	if atHandshake {
-		scfg.Authorize = srv.Authorize
-	}
-	l, err := parallel.Listen("127.0.0.1:0", scfg)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{srv: srv, l: l, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ctx, l) }()
-	t.Cleanup(ts.stop)
-	return ts
+	return startServerWith(t, Config{Grants: g}, 0, atHandshake)
 }
 
 // TestGrants: a task the identity is not granted is refused with

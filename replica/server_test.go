@@ -145,17 +145,7 @@ func TestRestart(t *testing.T) {
 			ts := startServer(t, m.cfg)
 			ctx := t.Context()
 			s := ts.dial(t, "t", 4)
-			task, err := openCall(ctx, s, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{stopAt: 200})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-				t.Fatal(err)
-			}
+			sent := openAndShip(ctx, t, s, j, shipOpts{stopAt: 200})
 			ts.stop()
 			// The client learns that the server shut down.
 			if err := s.WaitAck(ctx, sent[len(sent)-1].seq+1); codeOfErr(err) != control.CodeShutdown {
@@ -164,24 +154,9 @@ func TestRestart(t *testing.T) {
 			cfg := m.cfg
 			cfg.Dir = ts.cfg.Dir
 			ts2 := startServer(t, cfg)
-			s2 := ts2.dial(t, "t", 4)
-			task, err = openCall(ctx, s2, j.open(0))
-			if err != nil {
-				t.Fatal(err)
+			if from := finishShip(ctx, t, ts2, j); from.NextEntry != sent[len(sent)-1].last+1 {
+				t.Fatalf("after a restart: resumed from %+v, want entry %d", from, sent[len(sent)-1].last+1)
 			}
-			if task.Durable.NextEntry != sent[len(sent)-1].last+1 {
-				t.Fatalf("after a restart: %+v, want entry %d", task.Durable, sent[len(sent)-1].last+1)
-			}
-			sent, err = shipJournal(ctx, s2, j, task.Durable, shipOpts{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s2.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-				t.Fatal(err)
-			}
-			s2.Close()
-			ts2.waitIdle(t)
-			sameBytes(t, "image", readImage(t, cfg.Dir, "t"), j.replayTo(t, -1))
 		})
 	}
 }
@@ -328,17 +303,7 @@ func TestSmallCredit(t *testing.T) {
 			ts := startServerCredit(t, m.cfg, credit)
 			ctx := t.Context()
 			s := ts.dial(t, "t", 4)
-			task, err := openCall(ctx, s, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-				t.Fatal(err)
-			}
+			openAndShip(ctx, t, s, j, shipOpts{limits: barrier.Limits{MaxEntries: 8}})
 			if st := s.Stats(); st.MaxInFlight > credit || st.CreditWaits == 0 {
 				t.Fatalf("in flight at most %d bytes with a credit of %d, %d waits for credit", st.MaxInFlight, credit, st.CreditWaits)
 			}

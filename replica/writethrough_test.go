@@ -36,18 +36,8 @@ func TestWriteThrough(t *testing.T) {
 			ts := startServer(t, cfg)
 			ctx := t.Context()
 			s := ts.dial(t, "t", 3)
-			task, err := openCall(ctx, s, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent, err := shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 16}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sent := openAndShip(ctx, t, s, j, shipOpts{limits: barrier.Limits{MaxEntries: 16}})
 			last := sent[len(sent)-1]
-			if err := s.WaitAck(ctx, last.seq); err != nil {
-				t.Fatal(err)
-			}
 			dir := filepath.Join(ts.cfg.Dir, "t")
 			// Before the session ends (and its final checkpoint), the
 			// staging log holds what went through it.
@@ -83,7 +73,7 @@ func TestWriteThrough(t *testing.T) {
 			ts.stop()
 			ts2 := startServer(t, Config{Dir: ts.cfg.Dir, WriteThrough: tc.through})
 			s2 := ts2.dial(t, "t", 1)
-			task, err = openCall(ctx, s2, j.open(j.size))
+			task, err := openCall(ctx, s2, j.open(j.size))
 			if err != nil {
 				t.Fatal(err)
 			}
