@@ -2,10 +2,8 @@ package source
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,19 +78,7 @@ func TestShipLoopDevice(t *testing.T) {
 	wl.Seed = 22
 	srv2 := newTestServer(t, parallel.ServerConfig{})
 	cfg = config(t, loop.Path(), srv2.Addr(), 4, wl.DeviceSize)
-	cfg.Follow = true
-	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	var werr error
-	wg.Go(func() { werr = growingJournal(ctx, backing, wl, 2*time.Millisecond) })
-	s, _ := New(cfg)
-	_, err = s.Run(ctx)
-	wg.Wait()
-	if werr != nil || err != nil {
-		t.Fatalf("writer: %v, Run: %v", werr, err)
-	}
+	followGrowing(t, cfg, backing, wl, 2*time.Millisecond)
 	final, _ := os.ReadFile(backing)
 	sameImage(t, srv2.image("t"), want(t, final, wl.DeviceSize))
 }

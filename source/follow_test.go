@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -52,25 +51,7 @@ func rotatedLog(ctx context.Context, path, label string, wl fixtures.Workload, p
 			return err
 		}
 	}
-	j, err := wl.Bytes()
-	if err != nil {
-		return err
-	}
-	r, err := journal.NewReader(bytes.NewReader(j), int64(len(j)))
-	if err != nil {
-		return err
-	}
-	for e, err := range r.All() {
-		if err != nil {
-			return err
-		}
-		p := make([]byte, e.PayloadLen())
-		r.ReadPayload(e, p)
-		if err := kw.append(e, p); err != nil {
-			return err
-		}
-	}
-	return kw.append(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
+	return kw.appendWorkload(wl)
 }
 
 // TestFollowerRotations follows three generations of two log files, the

@@ -497,28 +497,7 @@ func growingJournal(ctx context.Context, path string, wl fixtures.Workload, paus
 		return err
 	}
 	kw := &kernelWriter{w: w, pause: pause, ctx: ctx}
-	var buf fixtures.WriterAtBuffer
-	src, _ := journal.NewWriter(&buf, wl.SectorSize)
-	if err := wl.Write(src); err != nil {
-		return err
-	}
-	src.Close()
-	j := buf.Bytes()
-	r, err := journal.NewReader(bytes.NewReader(j), int64(len(j)))
-	if err != nil {
-		return err
-	}
-	for e, err := range r.All() {
-		if err != nil {
-			return err
-		}
-		p := make([]byte, e.PayloadLen())
-		r.ReadPayload(e, p)
-		if err := kw.append(e, p); err != nil {
-			return err
-		}
-	}
-	return kw.append(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
+	return kw.appendWorkload(wl)
 }
 
 type kernelWriter struct {
@@ -548,6 +527,49 @@ func (k *kernelWriter) append(e journal.Entry, p []byte) error {
 	return nil
 }
 
+// followGrowing ships, following, the journal that growingJournal writes
+// into path meanwhile, with a short poll; a failure of either is fatal.
+func followGrowing(t *testing.T, cfg Config, path string, wl fixtures.Workload, pause time.Duration) Stats {
+	t.Helper()
+	cfg.Follow = true
+	cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var werr error
+	wg.Go(func() { werr = growingJournal(ctx, path, wl, pause) })
+	s, _ := New(cfg)
+	st, err := s.Run(ctx)
+	wg.Wait()
+	if werr != nil || err != nil {
+		t.Fatalf("writer: %v, Run: %v", werr, err)
+	}
+	return st
+}
+
+// appendWorkload appends the entries of wl's journal, then the end mark.
+func (k *kernelWriter) appendWorkload(wl fixtures.Workload) error {
+	j, err := wl.Bytes()
+	if err != nil {
+		return err
+	}
+	r, err := journal.NewReader(bytes.NewReader(j), int64(len(j)))
+	if err != nil {
+		return err
+	}
+	for e, err := range r.All() {
+		if err != nil {
+			return err
+		}
+		p := make([]byte, e.PayloadLen())
+		r.ReadPayload(e, p)
+		if err := k.append(e, p); err != nil {
+			return err
+		}
+	}
+	return k.append(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
+}
+
 func TestShipFollow(t *testing.T) {
 	for _, ss := range []int{512, 4096} {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
@@ -567,22 +589,7 @@ func TestShipFollow(t *testing.T) {
 			}
 			srv := newTestServer(t, parallel.ServerConfig{})
 			cfg := config(t, path, srv.Addr(), 4, wl.DeviceSize)
-			cfg.Follow = true
-			cfg.Tail = journal.TailOptions{Poll: 5 * time.Millisecond, Settle: 4 * time.Millisecond}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			var wg sync.WaitGroup
-			var werr error
-			wg.Go(func() { werr = growingJournal(ctx, path, wl, 3*time.Millisecond) })
-			s, _ := New(cfg)
-			st, err := s.Run(ctx)
-			wg.Wait()
-			if werr != nil {
-				t.Fatal(werr)
-			}
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			st := followGrowing(t, cfg, path, wl, 3*time.Millisecond)
 			final, _ := os.ReadFile(path)
 			r, err := journal.NewReader(bytes.NewReader(final), int64(len(final)))
 			if err != nil {
