@@ -13,8 +13,9 @@ import (
 )
 
 // TestDMLayout checks the named offsets against the C layout of struct
-// dm_ioctl, dm_target_spec and dm_target_msg as golang.org/x/sys generated
-// it from linux/dm-ioctl.h.
+// dm_ioctl, dm_target_spec and dm_target_msg, and the ioctl numbers and
+// flags (status, messages, table reload), as golang.org/x/sys generated
+// them from linux/dm-ioctl.h.
 func TestDMLayout(t *testing.T) {
 	var io unix.DmIoctl
 	var spec unix.DmTargetSpec
@@ -53,6 +54,12 @@ func TestDMLayout(t *testing.T) {
 		{"DM_BUFFER_FULL_FLAG", dmBufferFullFlag, unix.DM_BUFFER_FULL_FLAG},
 		{"DM_TABLE_STATUS", dmTableStatus, unix.DM_TABLE_STATUS},
 		{"DM_TARGET_MSG", dmTargetMsg, unix.DM_TARGET_MSG},
+		{"DM_DEV_SUSPEND", dmDevSuspend, unix.DM_DEV_SUSPEND},
+		{"DM_TABLE_LOAD", dmTableLoad, unix.DM_TABLE_LOAD},
+		{"DM_TABLE_CLEAR", dmTableClear, unix.DM_TABLE_CLEAR},
+		{"DM_SUSPEND_FLAG", dmSuspendFlag, unix.DM_SUSPEND_FLAG},
+		{"DM_STATUS_TABLE_FLAG", dmStatusTableFlag, unix.DM_STATUS_TABLE_FLAG},
+		{"DM_QUERY_INACTIVE_TABLE_FLAG", dmQueryInactiveFlag, unix.DM_QUERY_INACTIVE_TABLE_FLAG},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: devio has %#x, C layout %#x", c.name, c.got, c.want)
@@ -132,28 +139,7 @@ func (k *fakeDM) ioctl(req uintptr, buf []byte) error {
 		if h.Flags&unix.DM_STATUS_TABLE_FLAG != 0 {
 			return unix.EINVAL // the fake only answers status
 		}
-		out := buf[h.Data_start:]
-		pos, used := 0, 0
-		for _, tg := range targets {
-			if len(out)-pos <= unix.SizeofDmTargetSpec+len(tg.Status) {
-				h.Flags |= unix.DM_BUFFER_FULL_FLAG
-				break
-			}
-			spec := (*unix.DmTargetSpec)(unsafe.Pointer(&out[pos]))
-			spec.Sector_start, spec.Length = tg.Start, tg.Length
-			copy(spec.Target_type[:], tg.Type)
-			pos += unix.SizeofDmTargetSpec
-			pos += copy(out[pos:], tg.Status)
-			out[pos] = 0
-			pos++
-			used = int(h.Data_start) + pos
-			pos = (pos + 7) &^ 7
-			spec.Next = uint32(pos)
-		}
-		if used > 0 {
-			h.Data_size = uint32(used)
-		}
-		h.Target_count = uint32(len(targets))
+		putTargets(h, buf, targets)
 		return nil
 	}
 	return unix.ENOTTY
@@ -170,10 +156,45 @@ func withFakeDM(t *testing.T) *fakeDM {
 			{Start: 150, Length: 1, Type: "big", Status: strings.Repeat("s", 40<<10)},
 		},
 	}}
-	old := dmIoctl
-	dmIoctl = k.ioctl
-	t.Cleanup(func() { dmIoctl = old })
+	fakeIoctl(t, k.ioctl)
 	return k
+}
+
+// fakeIoctl makes devio send its device-mapper ioctls to f until the test
+// ends.
+func fakeIoctl(t *testing.T, f func(req uintptr, buf []byte) error) {
+	old := dmIoctl
+	dmIoctl = f
+	t.Cleanup(func() { dmIoctl = old })
+}
+
+// putTargets writes targets into the answer buf (header h) as the kernel's
+// retrieve_status does: a dm_target_spec and a NUL-terminated string each,
+// 8-byte aligned, DM_BUFFER_FULL_FLAG when they do not fit, data_size the
+// bytes used.
+func putTargets(h *unix.DmIoctl, buf []byte, targets []DMTarget) {
+	out := buf[h.Data_start:]
+	pos, used := 0, 0
+	for _, tg := range targets {
+		if len(out)-pos <= unix.SizeofDmTargetSpec+len(tg.Status) {
+			h.Flags |= unix.DM_BUFFER_FULL_FLAG
+			break
+		}
+		spec := (*unix.DmTargetSpec)(unsafe.Pointer(&out[pos]))
+		spec.Sector_start, spec.Length = tg.Start, tg.Length
+		copy(spec.Target_type[:], tg.Type)
+		pos += unix.SizeofDmTargetSpec
+		pos += copy(out[pos:], tg.Status)
+		out[pos] = 0
+		pos++
+		used = int(h.Data_start) + pos
+		pos = (pos + 7) &^ 7
+		spec.Next = uint32(pos)
+	}
+	if used > 0 {
+		h.Data_size = uint32(used)
+	}
+	h.Target_count = uint32(len(targets))
 }
 
 func TestDMStatus(t *testing.T) {

@@ -10,24 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestDMTableLayout(t *testing.T) {
-	for _, c := range []struct {
-		name      string
-		got, want uintptr
-	}{
-		{"DM_DEV_SUSPEND", dmDevSuspend, unix.DM_DEV_SUSPEND},
-		{"DM_TABLE_LOAD", dmTableLoad, unix.DM_TABLE_LOAD},
-		{"DM_TABLE_CLEAR", dmTableClear, unix.DM_TABLE_CLEAR},
-		{"DM_SUSPEND_FLAG", dmSuspendFlag, unix.DM_SUSPEND_FLAG},
-		{"DM_STATUS_TABLE_FLAG", dmStatusTableFlag, unix.DM_STATUS_TABLE_FLAG},
-		{"DM_QUERY_INACTIVE_TABLE_FLAG", dmQueryInactiveFlag, unix.DM_QUERY_INACTIVE_TABLE_FLAG},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s: devio has %#x, C layout %#x", c.name, c.got, c.want)
-		}
-	}
-}
-
 // tableKernel is a device-mapper that keeps tables: a live and an inactive
 // table per device and whether it is suspended, like drivers/md/dm-ioctl.c
 // (load: populate_table; suspend and resume: do_suspend, do_resume;
@@ -111,19 +93,7 @@ func (k *tableKernel) ioctl(req uintptr, buf []byte) error {
 		if h.Flags&unix.DM_QUERY_INACTIVE_TABLE_FLAG != 0 {
 			table = d.inactive
 		}
-		out := buf[h.Data_start:]
-		pos := 0
-		for _, tg := range table {
-			spec := (*unix.DmTargetSpec)(unsafe.Pointer(&out[pos]))
-			spec.Sector_start, spec.Length = tg.Start, tg.Length
-			copy(spec.Target_type[:], tg.Type)
-			pos += unix.SizeofDmTargetSpec
-			pos += copy(out[pos:], tg.Status)
-			out[pos] = 0
-			pos = (pos + 1 + 7) &^ 7
-			spec.Next = uint32(pos)
-		}
-		h.Target_count = uint32(len(table))
+		putTargets(h, buf, table) // dm_linux_test.go
 	default:
 		return unix.ENOTTY
 	}
@@ -134,9 +104,7 @@ func withTableKernel(t *testing.T) *tableKernel {
 	k := &tableKernel{devs: map[string]*tableDev{
 		"vol": {live: []DMTarget{{Start: 0, Length: 2048, Type: "log-writes", Status: "254:0 254:16"}}},
 	}, fail: map[string]int{}}
-	old := dmIoctl
-	dmIoctl = k.ioctl
-	t.Cleanup(func() { dmIoctl = old })
+	fakeIoctl(t, k.ioctl)
 	return k
 }
 
