@@ -10,8 +10,4 @@ import (
 // LogshipBinary is fixtures.LogshipBinary, for the tests of the package.
 func LogshipBinary(t testing.TB) string { return fixtures.LogshipBinary(t) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	fixtures.RemoveLogshipBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(fixtures.RunTests(m)) }
