@@ -62,15 +62,7 @@ func TestCrashGroupCommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			boundary := false
-			for _, w := range sent {
-				if w.seq >= acked && st.Durable == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
-					boundary = true
-				}
-			}
-			if !boundary {
-				t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", st.Durable, acked)
-			}
+			checkBoundary(t, st.Durable, j, sent, acked)
 			t.Logf("acked window %d, recovered to window %d (entry %d)", acked, st.Durable.NextWindow-1, st.Durable.NextEntry)
 			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
 			// The source resumes and finishes.

@@ -237,6 +237,19 @@ func finishShip(ctx context.Context, t testing.TB, ts *testServer, j *testJourna
 	return task.Durable
 }
 
+// checkBoundary fails the test unless durable, where a recovery brought
+// the image of j, is the end of one of the windows sent, at or after the
+// last acked window.
+func checkBoundary(t testing.TB, durable control.Position, j *testJournal, sent []sentWindow, acked uint64) {
+	t.Helper()
+	for _, w := range sent {
+		if w.seq >= acked && durable == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
+			return
+		}
+	}
+	t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", durable, acked)
+}
+
 // shipOpts tune shipJournal.
 type shipOpts struct {
 	limits   barrier.Limits

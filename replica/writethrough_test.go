@@ -124,33 +124,9 @@ func TestWriteThroughCrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			boundary := false
-			for _, w := range sent {
-				if w.seq >= acked && st.Durable == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
-					boundary = true
-				}
-			}
-			if !boundary {
-				t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", st.Durable, acked)
-			}
+			checkBoundary(t, st.Durable, j, sent, acked)
 			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
-			s2 := ts2.dial(t, "t", 2)
-			task, err = openCall(ctx, s2, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent, err = shipJournal(ctx, s2, j, task.Durable, shipOpts{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(sent) > 0 {
-				if err := s2.WaitAck(ctx, sent[len(sent)-1].seq); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s2.Close()
-			ts2.waitIdle(t)
-			sameBytes(t, "final image", readImage(t, cfg.Dir, "t"), j.replayTo(t, -1))
+			finishShip(ctx, t, ts2, j)
 		})
 	}
 }
