@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logship/logship/barrier"
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/fixtures"
 )
@@ -28,26 +27,7 @@ func TestCrashGroupCommit(t *testing.T) {
 			cfg := Config{CheckpointEvery: time.Hour, CheckpointBytes: tc.cpBytes, StagingRotate: 128 << 10}
 			ts := startServer(t, cfg)
 			ctx := t.Context()
-			s := ts.dial(t, "t", 4)
-			task, err := openCall(ctx, s, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sent []sentWindow
-			sent, _ = shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}, after: func(w sentWindow) error {
-				if w.seq == crashAfter {
-					if err := s.WaitAck(ctx, w.seq); err != nil {
-						return err
-					}
-					ts.crash()
-				}
-				return nil
-			}})
-			acked, ok := s.Acked()
-			if !ok || acked < crashAfter {
-				t.Fatalf("acked %d (%v), want at least %d", acked, ok, crashAfter)
-			}
-			s.Close()
+			sent, acked := shipCrashing(ctx, t, ts, j, 4, crashAfter)
 			before, err := loadState(filepath.Join(ts.cfg.Dir, "t"))
 			if err != nil {
 				t.Fatal(err)
@@ -56,18 +36,10 @@ func TestCrashGroupCommit(t *testing.T) {
 				t.Fatalf("state at the crash %+v: want a checkpoint in the staging log, at its start when none was due", before)
 			}
 			// A new server recovers the task when it opens the directory.
-			cfg.Dir = ts.cfg.Dir
-			ts2 := startServer(t, cfg)
-			st, err := loadState(filepath.Join(cfg.Dir, "t"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkBoundary(t, st.Durable, j, sent, acked)
-			t.Logf("acked window %d, recovered to window %d (entry %d)", acked, st.Durable.NextWindow-1, st.Durable.NextEntry)
-			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
+			ts2, durable := restartRecovered(t, ts, cfg, j, sent, acked)
 			// The source resumes and finishes.
-			if from := finishShip(ctx, t, ts2, j); from != st.Durable {
-				t.Fatalf("open after recovery: %+v, state says %+v", from, st.Durable)
+			if from := finishShip(ctx, t, ts2, j); from != durable {
+				t.Fatalf("open after recovery: %+v, state says %+v", from, durable)
 			}
 		})
 	}

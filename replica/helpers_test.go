@@ -237,17 +237,59 @@ func finishShip(ctx context.Context, t testing.TB, ts *testServer, j *testJourna
 	return task.Durable
 }
 
-// checkBoundary fails the test unless durable, where a recovery brought
-// the image of j, is the end of one of the windows sent, at or after the
-// last acked window.
-func checkBoundary(t testing.TB, durable control.Position, j *testJournal, sent []sentWindow, acked uint64) {
+// shipCrashing ships j to task "t" of ts over streams streams, in windows
+// of 8 entries, and crashes the server (ts.crash) once window crash is
+// acked. It returns the windows sent and the last one acked.
+func shipCrashing(ctx context.Context, t testing.TB, ts *testServer, j *testJournal, streams int, crash uint64) ([]sentWindow, uint64) {
 	t.Helper()
+	s := ts.dial(t, "t", streams)
+	defer s.Close()
+	task, err := openCall(ctx, s, j.open(j.size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}, after: func(w sentWindow) error {
+		if w.seq == crash {
+			if err := s.WaitAck(ctx, w.seq); err != nil {
+				return err
+			}
+			ts.crash()
+		}
+		return nil
+	}})
+	acked, ok := s.Acked()
+	if !ok || acked < crash {
+		t.Fatalf("acked %d (%v), want at least %d", acked, ok, crash)
+	}
+	return sent, acked
+}
+
+// restartRecovered starts a server with cfg on ts's directory after a
+// crash and checks that it recovered task "t" to the end of one of the
+// windows sent, at or after the last acked one, with the image of j
+// replayed exactly to there. It returns the server and the recovered
+// durable position.
+func restartRecovered(t testing.TB, ts *testServer, cfg Config, j *testJournal, sent []sentWindow, acked uint64) (*testServer, control.Position) {
+	t.Helper()
+	cfg.Dir = ts.cfg.Dir
+	ts2 := startServer(t, cfg)
+	st, err := loadState(filepath.Join(cfg.Dir, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := st.Durable
+	boundary := false
 	for _, w := range sent {
-		if w.seq >= acked && durable == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
-			return
+		if w.seq >= acked && d == (control.Position{Journal: j.id, NextEntry: w.last + 1, NextWindow: w.seq + 1}) {
+			boundary = true
 		}
 	}
-	t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", durable, acked)
+	if !boundary {
+		t.Fatalf("recovered to %+v: not the end of a window at or after the last acked window %d", d, acked)
+	}
+	t.Logf("acked window %d, recovered to window %d (entry %d)", acked, d.NextWindow-1, d.NextEntry)
+	sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, d.NextEntry))
+	return ts2, d
 }
 
 // shipOpts tune shipJournal.

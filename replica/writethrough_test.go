@@ -99,33 +99,8 @@ func TestWriteThroughCrash(t *testing.T) {
 			cfg := Config{CheckpointEvery: time.Hour, CheckpointBytes: 1 << 30, StagingRotate: 64 << 10, WriteThrough: 24 << 10}
 			ts := startServer(t, cfg)
 			ctx := t.Context()
-			s := ts.dial(t, "t", 2)
-			task, err := openCall(ctx, s, j.open(j.size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent, _ := shipJournal(ctx, s, j, task.Durable, shipOpts{limits: barrier.Limits{MaxEntries: 8}, after: func(w sentWindow) error {
-				if w.seq == crashAfter {
-					if err := s.WaitAck(ctx, w.seq); err != nil {
-						return err
-					}
-					ts.crash()
-				}
-				return nil
-			}})
-			acked, ok := s.Acked()
-			if !ok || acked < crashAfter {
-				t.Fatalf("acked %d (%v), want at least %d", acked, ok, crashAfter)
-			}
-			s.Close()
-			cfg.Dir = ts.cfg.Dir
-			ts2 := startServer(t, cfg)
-			st, err := loadState(filepath.Join(cfg.Dir, "t"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkBoundary(t, st.Durable, j, sent, acked)
-			sameBytes(t, "recovered image", readImage(t, cfg.Dir, "t"), j.replayTo(t, st.Durable.NextEntry))
+			sent, acked := shipCrashing(ctx, t, ts, j, 2, crashAfter)
+			ts2, _ := restartRecovered(t, ts, cfg, j, sent, acked)
 			finishShip(ctx, t, ts2, j)
 		})
 	}
