@@ -37,21 +37,14 @@ func rotatedLog(ctx context.Context, path, label string, wl fixtures.Workload, p
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if _, err := f.WriteAt(make([]byte, 1<<20), 0); err != nil { // what Rotate zeroes
-		return err
+	_, err = f.WriteAt(make([]byte, 1<<20), 0) // what Rotate zeroes
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	w, err := journal.NewWriter(f, wl.SectorSize)
 	if err != nil {
 		return err
 	}
-	kw := &kernelWriter{w: w, pause: pause, ctx: ctx}
-	if label != "" {
-		if err := kw.append(journal.Entry{Flags: journal.FlagMark, Label: label}, nil); err != nil {
-			return err
-		}
-	}
-	return kw.appendWorkload(wl)
+	return fixtures.WriteLikeKernel(ctx, path, wl, label, pause)
 }
 
 // TestFollowerRotations follows three generations of two log files, the

@@ -482,53 +482,9 @@ func TestShipBandwidthLimit(t *testing.T) {
 
 func s0(cfg Config) *Shipper { s, _ := New(cfg); return s }
 
-// growingJournal writes wl into path the way the kernel does: entries
-// appended, the superblock rewritten only after a FUA or MARK entry (the
-// entries after it are on disk, uncounted), over a file holding stale
-// entries of an earlier run past the start. It ends with the end mark.
-func growingJournal(ctx context.Context, path string, wl fixtures.Workload, pause time.Duration) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w, err := journal.NewWriter(f, wl.SectorSize)
-	if err != nil {
-		return err
-	}
-	kw := &kernelWriter{w: w, pause: pause, ctx: ctx}
-	return kw.appendWorkload(wl)
-}
-
-type kernelWriter struct {
-	w     *journal.Writer
-	pause time.Duration
-	ctx   context.Context
-	n     int
-}
-
-func (k *kernelWriter) append(e journal.Entry, p []byte) error {
-	if err := k.w.Append(journal.Entry{Sector: e.Sector, NrSectors: e.NrSectors, Flags: e.Flags, Label: e.Label}, p); err != nil {
-		return err
-	}
-	k.n++
-	if e.Flags&(journal.FlagFUA|journal.FlagMark) != 0 {
-		if err := k.w.WriteSuper(); err != nil {
-			return err
-		}
-	}
-	if k.n%50 == 0 {
-		select {
-		case <-k.ctx.Done():
-			return k.ctx.Err()
-		case <-time.After(k.pause):
-		}
-	}
-	return nil
-}
-
-// followGrowing ships, following, the journal that growingJournal writes
-// into path meanwhile, with a short poll; a failure of either is fatal.
+// followGrowing ships, following, the journal that WriteLikeKernel writes
+// meanwhile into path (a file holding stale entries of an earlier run past
+// the start), with a short poll; a failure of either is fatal.
 func followGrowing(t *testing.T, cfg Config, path string, wl fixtures.Workload, pause time.Duration) Stats {
 	t.Helper()
 	cfg.Follow = true
@@ -537,7 +493,7 @@ func followGrowing(t *testing.T, cfg Config, path string, wl fixtures.Workload, 
 	defer cancel()
 	var wg sync.WaitGroup
 	var werr error
-	wg.Go(func() { werr = growingJournal(ctx, path, wl, pause) })
+	wg.Go(func() { werr = fixtures.WriteLikeKernel(ctx, path, wl, "", pause) })
 	s, _ := New(cfg)
 	st, err := s.Run(ctx)
 	wg.Wait()
@@ -545,29 +501,6 @@ func followGrowing(t *testing.T, cfg Config, path string, wl fixtures.Workload, 
 		t.Fatalf("writer: %v, Run: %v", werr, err)
 	}
 	return st
-}
-
-// appendWorkload appends the entries of wl's journal, then the end mark.
-func (k *kernelWriter) appendWorkload(wl fixtures.Workload) error {
-	j, err := wl.Bytes()
-	if err != nil {
-		return err
-	}
-	r, err := journal.NewReader(bytes.NewReader(j), int64(len(j)))
-	if err != nil {
-		return err
-	}
-	for e, err := range r.All() {
-		if err != nil {
-			return err
-		}
-		p := make([]byte, e.PayloadLen())
-		r.ReadPayload(e, p)
-		if err := k.append(e, p); err != nil {
-			return err
-		}
-	}
-	return k.append(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
 }
 
 func TestShipFollow(t *testing.T) {
