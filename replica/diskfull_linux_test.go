@@ -23,18 +23,7 @@ func smallFS(t *testing.T, size int64) string {
 	t.Helper()
 	prereq.Root(t)
 	mkfs := prereq.Tool(t, "mkfs.ext4", "e2fsprogs")
-	backing := filepath.Join(t.TempDir(), "fs.img")
-	if err := os.WriteFile(backing, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(backing, size); err != nil {
-		t.Fatal(err)
-	}
-	loop, err := devio.AttachLoop(backing, devio.LoopOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { loop.Detach() })
+	loop, _ := fixtures.Loop(t, "fs.img", nil, size, devio.LoopOptions{})
 	if out, err := exec.Command(mkfs, "-q", "-F", loop.Path()).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}

@@ -3,7 +3,6 @@ package source
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,20 +46,8 @@ func TestShipLoopDevice(t *testing.T) {
 	wl := fixtures.DefaultWorkload(21, 512)
 	wl.Entries = 1500
 	j, _ := wl.Bytes()
-	dir := t.TempDir()
-	backing := filepath.Join(dir, "log.img")
 	size := (int64(len(j)) + 2<<20) &^ (1<<20 - 1)
-	if err := os.WriteFile(backing, j, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(backing, size); err != nil {
-		t.Fatal(err)
-	}
-	loop, err := devio.AttachLoop(backing, devio.LoopOptions{BlockSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loop.Detach()
+	loop, backing := fixtures.Loop(t, "log.img", j, size, devio.LoopOptions{BlockSize: 4096})
 
 	srv := newTestServer(t, parallel.ServerConfig{})
 	cfg := config(t, loop.Path(), srv.Addr(), 4, wl.DeviceSize)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,25 +48,6 @@ func (f *fakeRotateDM) Mark(name, label string) error {
 	return nil
 }
 
-// loopWith attaches a loop device over a file holding content, padded to
-// size.
-func loopWith(t *testing.T, name string, content []byte, size int64) (*devio.Loop, string) {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(p, size); err != nil {
-		t.Fatal(err)
-	}
-	l, err := devio.AttachLoop(p, devio.LoopOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Detach() })
-	return l, p
-}
-
 // journalWithMark is a small journal that starts with a rotation mark of
 // seq (none if 0).
 func journalWithMark(t *testing.T, seq uint64, seed uint64) []byte {
@@ -101,10 +81,10 @@ func mm(l *devio.Loop) string {
 func TestRotate(t *testing.T) {
 	requireRoot(t)
 	RotateLockDir = t.TempDir()
-	data, _ := loopWith(t, "data", nil, 8<<20)
-	cur, _ := loopWith(t, "a", journalWithMark(t, 3, 1), 4<<20)
+	data, _ := fixtures.Loop(t, "data", nil, 8<<20, devio.LoopOptions{})
+	cur, _ := fixtures.Loop(t, "a", journalWithMark(t, 3, 1), 4<<20, devio.LoopOptions{})
 	stale := journalWithMark(t, 1, 2)
-	next, nextFile := loopWith(t, "b", bytes.Repeat([]byte{0xAA}, 2<<20), 4<<20)
+	next, nextFile := fixtures.Loop(t, "b", bytes.Repeat([]byte{0xAA}, 2<<20), 4<<20, devio.LoopOptions{})
 	// The next log holds an older journal: what the check is shown.
 	if f, err := os.OpenFile(nextFile, os.O_WRONLY, 0); err == nil {
 		f.WriteAt(stale, 0)
