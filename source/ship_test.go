@@ -236,7 +236,7 @@ func TestShipResumeCutStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newTestServer(t, parallel.ServerConfig{Credit: 1 << 20})
-	px := newProxy(t, srv.Addr())
+	px := fixtures.NewCutProxy(t, srv.Addr())
 	cfg := config(t, writeJournal(t, j), px.Addr(), 4, wl.DeviceSize)
 	cfg.Limits = barrier.Limits{MaxEntries: 50}
 	s, err := New(cfg)
@@ -244,32 +244,15 @@ func TestShipResumeCutStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Cut every connection after 300 KiB, three times.
-	var wg sync.WaitGroup
+	px.CutEvery(300<<10, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	wg.Go(func() {
-		for range 3 {
-			px.cutAfter(300 << 10)
-			for {
-				px.mu.Lock()
-				armed := px.cutAt > 0
-				px.mu.Unlock()
-				if !armed || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-	})
 	st, err := s.Run(ctx)
-	wg.Wait()
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	sameImage(t, srv.image("t"), want(t, j, wl.DeviceSize))
-	px.mu.Lock()
-	cuts := px.cuts
-	px.mu.Unlock()
+	cuts := px.Cuts()
 	if cuts == 0 || st.Reconnects == 0 {
 		t.Fatalf("%d cuts, %d reconnects: the test did not cut anything", cuts, st.Reconnects)
 	}
