@@ -227,7 +227,7 @@ func Crashtest(ctx context.Context, path string, o Options) (Summary, error) {
 	ctx, c.cancel = context.WithCancel(ctx)
 	defer c.cancel()
 	start := time.Now()
-	c.lastProgress = start
+	c.started, c.lastProgress = start, start
 	err = c.setup()
 	if err == nil {
 		if o.Strategy == FromZero {
@@ -318,6 +318,7 @@ type crash struct {
 	stop         error  // a *PointError: the run stops
 	fatal        error  // a check that could not run, a slot that failed
 	sum          Summary
+	started      time.Time
 	lastProgress time.Time
 }
 

@@ -336,11 +336,29 @@ func (c *crash) report(res Result) error {
 	}
 	if c.o.Progress != nil && time.Since(c.lastProgress) >= 2*time.Second {
 		c.lastProgress = time.Now()
-		fmt.Fprintf(c.o.Progress, "crashtest: point %d of %d (entry %d of %d), %d explored states, %d the same as the point before, %d failed\n",
-			res.Seq, c.nPoints, res.Entry.Index, c.sum.Entries, c.sum.Explored, c.sum.Deduped, c.sum.Failed)
+		fmt.Fprintf(c.o.Progress, "crashtest: %s (entry %d of %d), %d explored states, %d the same as the point before, %d failed\n",
+			progressLine(res.Seq, c.nPoints, c.lastProgress.Sub(c.started)), res.Entry.Index, c.sum.Entries, c.sum.Explored, c.sum.Deduped, c.sum.Failed)
 	}
 	if res.Err != nil && !c.o.KeepGoing {
 		return &PointError{Result: res, Failed: c.sum.Failed}
 	}
 	return nil
+}
+
+// progressLine says how far a run is, in the style of the other commands'
+// progress: "point 12 of 264 (4.5%), 3.1 points/s, ETA 1m21s" (no rate
+// before the first point, no percentage while the total is unknown).
+func progressLine(done, total int, elapsed time.Duration) string {
+	s := fmt.Sprintf("point %d", done)
+	if total > 0 {
+		s += fmt.Sprintf(" of %d (%.1f%%)", total, 100*float64(min(done, total))/float64(total))
+	}
+	if secs := elapsed.Seconds(); secs > 0 && done > 0 {
+		rate := float64(done) / secs
+		s += fmt.Sprintf(", %.1f points/s", rate)
+		if left := total - done; total > 0 && left > 0 {
+			s += fmt.Sprintf(", ETA %v", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	return s
 }
