@@ -10,6 +10,7 @@ import (
 	"github.com/logship/logship/control"
 	"github.com/logship/logship/journal"
 	"github.com/logship/logship/parallel"
+	"github.com/logship/logship/retry"
 )
 
 // ReportEvery is how often a Shipper tells the server how far its journal
@@ -126,7 +127,7 @@ func (s *Shipper) noteError(err error) {
 		return
 	}
 	s.mu.Lock()
-	s.st.LastError = err.Error()
+	s.st.LastError = retry.Text(err) // codes by name, no package prefixes: status shows it
 	s.mu.Unlock()
 	if h := s.cfg.Hooks.Error; h != nil {
 		h(ErrorKind(err), err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +177,19 @@ func TestShipReports(t *testing.T) {
 	defer mu.Unlock()
 	if acked != st.Windows || maxLat <= 0 {
 		t.Fatalf("hooks: %d windows acked (latency up to %v), %d sent", acked, maxLat, st.Windows)
+	}
+}
+
+// TestLastErrorByName: the last error a status shows names the server's
+// verdict, not its number or a package.
+func TestLastErrorByName(t *testing.T) {
+	s, err := New(Config{Journal: "j", Addr: "127.0.0.1:1", Client: parallel.ClientConfig{Task: "db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.noteError(&control.TaskError{Task: "db", Err: control.CodeTaskBusy.Remote("replica: another session holds the task")})
+	got := s.Stats().LastError
+	if !strings.Contains(got, "TASK_BUSY") || strings.Contains(got, "0x103") || strings.Contains(got, "replica:") {
+		t.Fatalf("last error %q: want TASK_BUSY by name, without its number or a package prefix", got)
 	}
 }
