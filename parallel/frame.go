@@ -286,19 +286,49 @@ func (fw *frameWriter) close() {
 type frameReader struct {
 	r       io.Reader
 	stream  int           // for error messages
+	pool    *payloadPool  // payload buffers (nil: fresh ones)
 	dec     *zstd.Decoder // created on first compressed frame
 	scratch []byte        // compressed payloads, reused
+	sum     *xxhash.Digest
 	hdr     header
+
+	// With br, r is br and raw what br reads from: large payloads are
+	// read from raw straight into their buffers once br is empty, and the
+	// header after one too, instead of through br's buffer and a copy.
+	br     *bufio.Reader
+	raw    io.Reader
+	direct bool // the last payload was read from raw
 }
 
 func newFrameReader(r io.Reader, stream int) *frameReader {
-	return &frameReader{r: r, stream: stream}
+	return &frameReader{r: r, stream: stream, sum: xxhash.New()}
 }
+
+// newBufferedFrameReader reads frames through br, which reads from raw.
+func newBufferedFrameReader(br *bufio.Reader, raw io.Reader, stream int) *frameReader {
+	fr := newFrameReader(br, stream)
+	fr.br, fr.raw = br, raw
+	return fr
+}
+
+// minDirectRead is the least a read must ask for to bypass the buffer;
+// maxHashedRead the most a read of a payload asks for, so that what it
+// read is still in the CPU's cache when it is hashed.
+const (
+	minDirectRead = 64 << 10
+	maxHashedRead = 256 << 10
+)
 
 // readHeader reads and validates the next header. An io.EOF before the
 // first byte is returned as is; a header cut short is io.ErrUnexpectedEOF.
 func (fr *frameReader) readHeader() (*header, error) {
-	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+	r := fr.r
+	if fr.direct && fr.br.Buffered() == 0 {
+		// After a large payload, most likely another one: a read of
+		// the buffer's size would take its first bytes, to be copied.
+		r = fr.raw
+	}
+	if _, err := io.ReadFull(r, fr.hdr[:]); err != nil {
 		return nil, err
 	}
 	if err := fr.hdr.validate(fr.stream); err != nil {
@@ -320,15 +350,19 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		wire = fr.scratch[:n]
 	} else {
-		wire = getPayload(n)
+		wire = fr.pool.get(n)
 	}
-	if _, err := io.ReadFull(fr.r, wire); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	got, err := fr.readHashed(wire)
+	if err != nil {
+		if !compressed {
+			fr.pool.put(wire)
 		}
 		return Frame{}, err
 	}
-	if got := xxhash.Sum64(wire); got != h.checksum() {
+	if got != h.checksum() {
+		if !compressed {
+			fr.pool.put(wire)
+		}
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: header says 0x%016x, payload hashes to 0x%016x", ErrChecksum, h.checksum(), got))
 	}
 	if !compressed {
@@ -343,15 +377,41 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		fr.dec = dec
 	}
-	out, err := fr.dec.DecodeAll(wire, getPayload(raw)[:0])
+	out, err := fr.dec.DecodeAll(wire, fr.pool.get(raw)[:0])
 	if err != nil {
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: zstd: %v", ErrMalformed, err))
 	}
 	if len(out) != raw {
+		fr.pool.put(out)
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: zstd payload decompresses to %d bytes, header says %d", ErrMalformed, len(out), raw))
 	}
 	f.Payload = out
 	return f, nil
+}
+
+// readHashed fills p and returns its xxhash64, hashing each piece as it
+// is read, while it is still in the CPU's cache. Once the buffered reader
+// is empty, a large remainder is read from the connection straight into
+// p.
+func (fr *frameReader) readHashed(p []byte) (uint64, error) {
+	fr.sum.Reset()
+	fr.direct = false
+	for off := 0; off < len(p); {
+		r := fr.r
+		if fr.br != nil && fr.br.Buffered() == 0 && (fr.direct || len(p)-off >= minDirectRead) {
+			r, fr.direct = fr.raw, true
+		}
+		n, err := r.Read(p[off:min(len(p), off+maxHashedRead)])
+		fr.sum.Write(p[off : off+n])
+		off += n
+		if err != nil && off < len(p) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+	return fr.sum.Sum64(), nil
 }
 
 // read reads one whole frame.

@@ -111,7 +111,7 @@ func newSession(r role, conns []*conn, t Timeouts, peerKeepAlive time.Duration) 
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for i, c := range conns {
-		c.fr.stream = i
+		c.fr.stream, c.fr.pool = i, &s.rcv.pool
 		s.streams = append(s.streams, &stream{s: s, index: i, c: c, wake: make(chan struct{}, 1)})
 	}
 	return s
