@@ -27,7 +27,10 @@ import (
 // log or image write) after the CPU caches have lost it, and with 4 KiB
 // pages such passes miss the TLB on every page, at a high cost under
 // virtualization. A slab is ordinary Go memory: it lives as long as any
-// buffer carved out of it.
+// buffer carved out of it, so a few buffers kept alive could pin many
+// slabs; a session therefore carves at most twice its credit out of slabs
+// in its life (then ordinary allocations follow), which bounds its slabs
+// to about four times its credit, whatever a peer sends.
 const (
 	minPooledShift = 12 // 4 KiB
 	minPooled      = 1 << minPooledShift
@@ -64,11 +67,12 @@ func classSize(c int) int {
 // payloadPool is a session's free list of payload buffers. The zero
 // value, or a nil pointer, keeps nothing: every buffer is a fresh one.
 type payloadPool struct {
-	mu    sync.Mutex
-	free  [poolClasses][][]byte
-	idle  int64  // capacity of the buffers in free
-	limit int64  // most capacity kept idle
-	slab  []byte // the rest of the current slab
+	mu     sync.Mutex
+	free   [poolClasses][][]byte
+	idle   int64  // capacity of the buffers in free
+	limit  int64  // most capacity kept idle
+	slab   []byte // the rest of the current slab
+	carved int64  // capacity ever carved out of slabs (at most 2*limit)
 }
 
 // get returns a buffer of n bytes whose contents are undefined.
@@ -92,7 +96,7 @@ func (p *payloadPool) get(n int) []byte {
 			return b[:n]
 		}
 	}
-	if size < minSlabbed {
+	if size < minSlabbed || p.carved+int64(size) > 2*p.limit {
 		return make([]byte, n, size)
 	}
 	if len(p.slab) < size {
@@ -100,6 +104,7 @@ func (p *payloadPool) get(n int) []byte {
 	}
 	b := p.slab[:n:size]
 	p.slab = p.slab[size:]
+	p.carved += int64(size)
 	return b
 }
 

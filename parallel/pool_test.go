@@ -94,6 +94,23 @@ func TestPool(t *testing.T) {
 	if pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0])); pa&(hugePage-1) != 0 || pb != pa+1<<20 {
 		t.Errorf("two fresh 1 MiB buffers at 0x%x and 0x%x: want the first on a huge page, the second right after it", pa, pb)
 	}
+	// A session carves at most twice its credit out of slabs; then
+	// buffers are ordinary allocations (a slab lives as long as any of
+	// its buffers: a few kept alive must not pin slabs without bound).
+	p = &payloadPool{limit: 4 << 20}
+	var carved []uintptr
+	for range 12 {
+		b := p.get(1 << 20)
+		carved = append(carved, uintptr(unsafe.Pointer(&b[0])))
+	}
+	if p.carved != 8<<20 {
+		t.Errorf("carved %d bytes out of slabs with a limit of %d, want %d", p.carved, 4<<20, 8<<20)
+	}
+	for i := 1; i < 8; i++ {
+		if carved[i] != carved[0]+uintptr(i)<<20 {
+			t.Errorf("buffer %d at 0x%x, want it carved right after the first (0x%x)", i, carved[i], carved[0])
+		}
+	}
 	// A nil pool keeps nothing.
 	var none *payloadPool
 	n := none.get(1 << 20)
