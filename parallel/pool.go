@@ -16,8 +16,9 @@ import (
 // that a buffer wastes at most a sixteenth of its capacity (a 1 MiB write
 // and its entry header take 1 MiB + 64 KiB, not 2 MiB). It belongs to one
 // session and keeps at most limit bytes of capacity idle (the session's
-// credit): what is in use is bounded by the credit, so a session's buffers
-// never take much more than twice its credit. A sync.Pool would not do: it
+// credit): what is in use is bounded by the credit, so the buffers a
+// session holds, in use or idle, never take much more than twice its
+// credit (for the slabs they come from, see below). A sync.Pool would not do: it
 // drops its buffers at every garbage collection, and a server receiving at
 // full speed collects several times a second.
 //
