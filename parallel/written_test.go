@@ -116,7 +116,9 @@ func TestWrongSum(t *testing.T) {
 	if err := c.SendFrame(ctx, Frame{Window: 1, Entry: 1, Payload: p, Sum: xxhash.Sum64(p) + 1, Summed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EndWindow(ctx, 1); err != nil {
+	// The server may find the bad sum and end the session before the
+	// window's end is queued: then EndWindow reports the server's verdict.
+	if err := c.EndWindow(ctx, 1); err != nil && !errors.Is(err, ErrChecksum) {
 		t.Fatal(err)
 	}
 	_, err := s.Next(ctx)
