@@ -22,8 +22,11 @@ import (
 // at its offset, one at a time. Both end with an fdatasync. It reports
 // both speeds and replay/pwrite, the ratio the acceptance of issue 10
 // asks for (at least 1). The journal is in the page cache: what is
-// measured is writing. Files go in LOGSHIP_BENCH_DIR (default the test's
-// temp dir: put it on the disk you mean).
+// measured is writing. Replay runs with 1, 4 and 8 writers, with the
+// blocks allocated ahead (Allocate) and with writeback started behind the
+// writer (Writeback, as `logship replay` does). Files go in
+// LOGSHIP_BENCH_DIR (default the test's temp dir: put it on the disk you
+// mean).
 func BenchmarkReplayFile(b *testing.B) {
 	mb := 256
 	if s := os.Getenv("LOGSHIP_BENCH_MB"); s != "" {
@@ -44,15 +47,16 @@ func BenchmarkReplayFile(b *testing.B) {
 	writeSeqJournal(b, jpath, mb)
 	size := int64(mb) << 20
 	for _, tc := range []struct {
-		par   int
-		alloc bool
-	}{{1, false}, {4, false}, {4, true}} {
+		par       int
+		alloc     bool
+		writeback bool
+	}{{1, false, false}, {4, false, false}, {4, true, false}, {8, false, false}, {8, false, true}} {
 		par := tc.par
-		b.Run(fmt.Sprintf("parallel=%d/allocate=%v", par, tc.alloc), func(b *testing.B) {
+		b.Run(fmt.Sprintf("parallel=%d/allocate=%v/writeback=%v", par, tc.alloc, tc.writeback), func(b *testing.B) {
 			var replayT, loopT time.Duration
 			runReplay := func() {
 				replayT += timeRun(b, filepath.Join(dir, "replay.img"), size, func(d *devio.Device) error {
-					_, err := replay.New(openJournal(b, jpath), d, replay.Options{Parallel: par, Allocate: tc.alloc}).Run(context.Background(), journal.Stop{}, nil, nil)
+					_, err := replay.New(openJournal(b, jpath), d, replay.Options{Parallel: par, Allocate: tc.alloc, Writeback: tc.writeback}).Run(context.Background(), journal.Stop{}, nil, nil)
 					return err
 				})
 			}

@@ -34,6 +34,13 @@ type Options struct {
 	// Allocate reserves the blocks of each window's writes before they
 	// are written, when the target is a regular file (fallocate).
 	Allocate bool
+	// Writeback starts writing the bytes of applied windows to the
+	// target's disk in the background (sync_file_range, at least
+	// writebackBytes at a time), so that the disk works while later
+	// windows are copied and a final Sync finds little left to do. It is
+	// advice for a devio.Device opened without O_DIRECT: it adds no
+	// guarantee, and a Sync is still needed for durability.
+	Writeback bool
 }
 
 func (o Options) parallel() int {
@@ -207,17 +214,30 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 		}
 	})
 
+	// The flusher, with Writeback: starts the writeback of what the
+	// writer has written while the writer goes on.
+	var wb *writeback
+	if p.opt.Writeback {
+		if wb = newWriteback(p.t); wb != nil {
+			g.Go(wb.run)
+		}
+	}
+
 	// The writer: applies windows in order.
 	g.Go(func() error {
-		bufs := make(chan []byte, p.opt.parallel())
-		for range p.opt.parallel() {
-			bufs <- alignedBuffer(chunkSize)
+		defer wb.close()
+		bs, free := buffers(p.opt.parallel(), chunkSize)
+		defer free() // after apply: no piece holds a buffer
+		bufs := make(chan []byte, len(bs))
+		for _, b := range bs {
+			bufs <- b
 		}
 		for l := range ready {
-			ws, err := p.apply(ctx, l.w, bufs)
+			ws, span, err := p.apply(ctx, l.w, bufs)
 			if err != nil {
 				return err
 			}
+			wb.add(span, ws.Written)
 			st.Windows++
 			st.Written += ws.Written
 			st.Discarded += ws.Discarded
@@ -238,8 +258,11 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 // at once, in any order: the extents are disjoint, and so are the pieces.
 // A large extent is then written by all writers at once, one piece each,
 // so that reading a piece and writing another overlap.
-func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byte) (Stats, error) {
+// It also returns the span of the bytes written, from the first to the
+// end of the last.
+func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byte) (Stats, span, error) {
 	var st Stats
+	var sp span
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opt.parallel())
 	xs := w.Coalesce()
@@ -263,6 +286,7 @@ func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byt
 			continue
 		}
 		st.Written += x.Len
+		sp = sp.union(span{x.Start, x.Start + x.Len})
 		off := x.Start
 		for _, part := range x.Parts {
 			e := w.Entries[part.Entry]
@@ -279,7 +303,7 @@ func (p *Replayer) apply(ctx context.Context, w *barrier.Window, bufs chan []byt
 			}
 		}
 	}
-	return st, g.Wait()
+	return st, sp, g.Wait()
 }
 
 // piece is a part of a write: n bytes at offset src of entry e's payload,
@@ -308,14 +332,24 @@ func (p *Replayer) copyPiece(pc piece, buf []byte) error {
 	return nil
 }
 
-// alignedBuffer returns n bytes whose address is a multiple of bufAlign.
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+bufAlign)
-	a := int(uintptr(unsafe.Pointer(&b[0])) & (bufAlign - 1))
-	if a != 0 {
-		a = bufAlign - a
+// heapBuffers returns n buffers of size bytes from the heap, aligned to
+// bufAlign.
+func heapBuffers(n, size int) [][]byte {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = alignUp(make([]byte, size+bufAlign), bufAlign)[:size:size]
 	}
-	return b[a : a+n : a+n]
+	return bufs
+}
+
+// alignUp returns b from its first byte whose address is a multiple of
+// align (a power of two).
+func alignUp(b []byte, align int) []byte {
+	a := int(uintptr(unsafe.Pointer(&b[0])) & uintptr(align-1))
+	if a != 0 {
+		a = align - a
+	}
+	return b[a:]
 }
 
 // CheckSize walks the headers of r from its current position to the entry

@@ -167,15 +167,33 @@ func TestStopAndCut(t *testing.T) {
 	}
 }
 
-// TestReplayOntoFile replays onto a real sparse file through devio.
+// TestReplayOntoFile replays onto a real sparse file through devio, with
+// and without writeback started behind the writer, with writes small and
+// large (pieces of 1 MiB, and enough bytes for writeback to start).
 func TestReplayOntoFile(t *testing.T) {
-	wl := fixtures.DefaultWorkload(9, 4096)
-	wl.Discard = 0.2
-	j, _ := wl.Bytes()
-	want := make([]byte, wl.DeviceSize)
-	if err := fixtures.ReplaySequential(j, want, -1); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name      string
+		writeback bool
+		large     bool
+	}{
+		{"small", false, false},
+		{"small/writeback", true, false},
+		{"large", false, true},
+		{"large/writeback", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wl := fixtures.DefaultWorkload(9, 4096)
+			wl.Discard = 0.2
+			if tc.large {
+				wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 40, 16<<20, 300
+			}
+			replayOntoFile(t, wl, replay.Options{Writeback: tc.writeback})
+		})
 	}
+}
+
+func replayOntoFile(t *testing.T, wl fixtures.Workload, o replay.Options) {
+	j, _ := wl.Bytes()
 	path := filepath.Join(t.TempDir(), "img")
 	// Start from garbage, not zeros: discards must really zero.
 	if err := os.WriteFile(path, bytes.Repeat([]byte{0xee}, int(wl.DeviceSize)), 0o644); err != nil {
@@ -191,8 +209,12 @@ func TestReplayOntoFile(t *testing.T) {
 	if err := fixtures.ReplaySequential(j, ref, -1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replay.New(reader(t, j), d, replay.Options{}).Run(context.Background(), journal.Stop{}, nil, nil); err != nil {
+	st, err := replay.New(reader(t, j), d, o).Run(context.Background(), journal.Stop{}, nil, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st.Discarded == 0 {
+		t.Fatal("no discards replayed")
 	}
 	if err := d.Sync(); err != nil {
 		t.Fatal(err)
