@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/logship/logship/journal"
 )
 
@@ -66,5 +68,5 @@ func run(jpath, tpath string) error {
 			return err
 		}
 	}
-	return t.Sync()
+	return unix.Fdatasync(int(t.Fd())) // as replay and dd conv=fdatasync do
 }
