@@ -68,7 +68,9 @@ order. Discards become BLKDISCARD/BLKZEROOUT on devices and punched holes in
 files, zeros as the last resort; no range is ever skipped.
 
 Before writing anything, replay refuses a TARGET smaller than the highest
-byte the journal touches. TARGET is synced before each check and at the end.
+byte the journal touches. TARGET is synced before each check and at the end;
+without --direct, the writeback of what is written starts as the replay goes
+(sync_file_range), so that the disk works while later windows are copied.
 
 --check flush|fua|mark|discard|N (comma-separated) with --fsck 'CMD' runs
 CMD through sh after each such entry; {} in CMD stands for TARGET. A failing
@@ -87,7 +89,7 @@ log replays everything), a start past the end, a TARGET too small. With an
 		noDiscard = fs.Bool("no-discard", false, "skip DISCARD entries")
 		check     = fs.String("check", "", "run --fsck at these points: flush, fua, mark, discard or every N entries")
 		fsck      = fs.String("fsck", "", "command run at each --check point; {} is TARGET")
-		par       = fs.Int("parallel", 8, "concurrent writes inside a window")
+		par       = fs.Int("parallel", 0, "concurrent writes inside a window (0: 2 through the page cache, 8 with --direct)")
 		direct    = fs.Bool("direct", false, "write TARGET with O_DIRECT")
 	)
 	pf := addProgressFlags(fs, "print nothing on success (no progress either)")
@@ -110,8 +112,19 @@ log replays everything), a start past the end, a TARGET too small. With an
 	if err := sf.check(); err != nil {
 		return err
 	}
-	if *par < 1 || *par > 1024 {
-		return usagef("--parallel %d: want 1 to 1024", *par)
+	if *par < 0 || *par > 1024 {
+		return usagef("--parallel %d: want 1 to 1024 (0: the default)", *par)
+	}
+	if *par == 0 {
+		// Through the page cache the kernel takes one write to a file or
+		// device at a time (the inode lock): two writers overlap one's
+		// read with the other's write, more only wait for the lock. With
+		// O_DIRECT each write goes to the disk, and eight keep its queue
+		// busy.
+		*par = 2
+		if *direct {
+			*par = 8
+		}
 	}
 	if (*check == "") != (*fsck == "") {
 		return usagef("--check and --fsck go together")
@@ -165,7 +178,9 @@ log replays everything), a start past the end, a TARGET too small. With an
 		cut = func(en journal.Entry) bool { return cp.hit(en, en.Index-start+1) }
 	}
 	t0 := time.Now()
-	p := replay.New(j.r, dev, replay.Options{Parallel: *par, NoDiscard: *noDiscard})
+	// Writeback: the disk writes the first windows while the later ones
+	// are copied, and the final sync finds little left to do.
+	p := replay.New(j.r, dev, replay.Options{Parallel: *par, NoDiscard: *noDiscard, Writeback: true})
 	j.read.Store(0) // the first pass read the headers
 	stopProgress := pf.start(e, "replay", bytesUnit, func() (int64, int64, string) {
 		return j.read.Load(), j.size, "of the journal read"
