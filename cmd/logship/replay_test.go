@@ -142,13 +142,19 @@ func TestReplay(t *testing.T) {
 		wl := fixtures.DefaultWorkload(5, ss)
 		p, j, want := writeJournal(t, dir, wl)
 		target := filepath.Join(dir, "target")
-		sparseFile(t, target, wl.DeviceSize)
-		if res := logship(t, "replay", p, target); res.code != 0 {
-			t.Fatalf("replay: exit %d: %s", res.code, res.stderr)
+		// The default writers (two, through the page cache), one, eight.
+		for _, par := range [][]string{nil, {"--parallel", "1"}, {"--parallel", "8"}} {
+			sparseFile(t, target, wl.DeviceSize)
+			if res := logship(t, append(append([]string{"replay"}, par...), p, target)...); res.code != 0 {
+				t.Fatalf("replay %v: exit %d: %s", par, res.code, res.stderr)
+			}
+			got, _ := os.ReadFile(target)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("ss=%d %v: replayed image differs from sequential replay", ss, par)
+			}
 		}
-		got, _ := os.ReadFile(target)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("ss=%d: replayed image differs from sequential replay", ss)
+		if res := logship(t, "replay", "--parallel", "-1", p, target); res.code != 2 || !strings.Contains(res.stderr, "--parallel -1") {
+			t.Fatalf("replay --parallel -1: exit %d, stderr %q; want a usage error", res.code, res.stderr)
 		}
 
 		// --end-mark stops at (and includes) the mark.
@@ -166,7 +172,7 @@ func TestReplay(t *testing.T) {
 		}
 		want2 := make([]byte, wl.DeviceSize)
 		fixtures.ReplaySequential(j, want2, mark.Index)
-		got, _ = os.ReadFile(target)
+		got, _ := os.ReadFile(target)
 		if !bytes.Equal(got, want2) {
 			t.Fatalf("ss=%d: replay --end-mark %s differs", ss, mark.Label)
 		}
