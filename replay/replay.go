@@ -169,7 +169,9 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 				return ctx.Err()
 			}
 		}
-		var last int64 // the previous entry's payload bytes
+		// The previous entry's payload bytes; the first header is read
+		// alone, as the first entry may be a large write.
+		last := int64(smallPayload + 1)
 		for walked := int64(1); ; walked++ {
 			if err := ctx.Err(); err != nil {
 				return err
