@@ -235,11 +235,11 @@ func (p *Replayer) Run(ctx context.Context, stop journal.Stop, cut func(journal.
 			bufs <- b
 		}
 		for l := range ready {
-			ws, span, err := p.apply(ctx, l.w, bufs)
+			ws, sp, err := p.apply(ctx, l.w, bufs)
 			if err != nil {
 				return err
 			}
-			wb.add(span, ws.Written)
+			wb.add(sp, ws.Written)
 			st.Windows++
 			st.Written += ws.Written
 			st.Discarded += ws.Discarded

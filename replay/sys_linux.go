@@ -53,8 +53,8 @@ const hugePage = 2 << 20
 // of one per 4 KiB, which counts where page faults are dear (in a
 // virtual machine). Without such a mapping, buffers come from the heap.
 func buffers(n, size int) ([][]byte, func()) {
-	size = (size + bufAlign - 1) &^ (bufAlign - 1)
-	m, err := unix.Mmap(-1, 0, n*size+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	step := (size + bufAlign - 1) &^ (bufAlign - 1)
+	m, err := unix.Mmap(-1, 0, n*step+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return heapBuffers(n, size), func() {}
 	}
@@ -62,7 +62,7 @@ func buffers(n, size int) ([][]byte, func()) {
 	a := alignUp(m, hugePage)
 	bufs := make([][]byte, n)
 	for i := range bufs {
-		bufs[i] = a[i*size : (i+1)*size : (i+1)*size]
+		bufs[i] = a[i*step : i*step+size : i*step+size]
 	}
 	return bufs, func() { unix.Munmap(m) }
 }

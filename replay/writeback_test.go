@@ -88,14 +88,15 @@ func (nopTarget) Sync() error                              { return nil }
 
 // TestBuffers: n buffers of the size asked, aligned, disjoint, writable.
 func TestBuffers(t *testing.T) {
-	for _, n := range []int{1, 3, 8} {
-		bs, free := buffers(n, chunkSize)
+	for _, tc := range []struct{ n, size int }{{1, chunkSize}, {3, chunkSize}, {8, chunkSize}, {3, 5000}} {
+		n, size := tc.n, tc.size
+		bs, free := buffers(n, size)
 		if len(bs) != n {
 			t.Fatalf("%d buffers, want %d", len(bs), n)
 		}
 		for i, b := range bs {
-			if len(b) != chunkSize || cap(b) != chunkSize {
-				t.Fatalf("buffer %d: len %d cap %d, want %d", i, len(b), cap(b), chunkSize)
+			if len(b) != size || cap(b) != size {
+				t.Fatalf("buffer %d: len %d cap %d, want %d", i, len(b), cap(b), size)
 			}
 			if a := uintptr(unsafe.Pointer(&b[0])); a%bufAlign != 0 {
 				t.Fatalf("buffer %d at %#x: not aligned to %d", i, a, bufAlign)
