@@ -17,7 +17,7 @@ rounds=${3:-5}
 trap 'rm -rf "$dir"' EXIT
 cd "$(dirname "$0")/.."
 if [[ -z ${LOGSHIP:-} ]]; then
-  go build -o "$dir/logship" ./cmd/logship
+  CGO_ENABLED=0 go build -o "$dir/logship" ./cmd/logship # static, as make builds it
   LOGSHIP=$dir/logship
 fi
 go run ./fixtures/mkjournal -o "$dir/j.log" --sequential --size "$size" --device "$size"
