@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/logship/logship/control"
@@ -173,8 +174,14 @@ func TestOpenAtRefused(t *testing.T) {
 }
 
 // TestAppliedMarks: the last maxAppliedMarks labels are remembered, older
-// ones forgotten; a wait ends when its mark is noted.
+// ones forgotten; a wait ends when its mark is noted, and not before. It
+// runs in a synctest bubble: the short waits time out on the bubble's
+// clock, and synctest.Wait says when the late wait is blocked.
 func TestAppliedMarks(t *testing.T) {
+	synctest.Test(t, testAppliedMarks)
+}
+
+func testAppliedMarks(t *testing.T) {
 	var m appliedMarks
 	win := func(labels ...string) *window {
 		w := &window{}
@@ -204,14 +211,22 @@ func TestAppliedMarks(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.wait(t.Context(), "late") }()
-	time.Sleep(10 * time.Millisecond)
+	synctest.Wait()
+	m.note(win("other"))
+	synctest.Wait()
+	select {
+	case err := <-done:
+		t.Fatalf("the wait for mark late ended before it was noted: %v", err)
+	default:
+	}
 	m.note(win("other", "late"))
+	synctest.Wait()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	default:
 		t.Fatal("the wait did not end when its mark was noted")
 	}
 }
