@@ -57,8 +57,12 @@ func TestCampaign(t *testing.T) {
 // staging logs and its position has lost acked windows.
 func TestCampaignCatches(t *testing.T) {
 	bin := LogshipBinary(t)
+	// The runs of a campaign are independent processes that mostly wait
+	// (on the proxy's stalls, on the server's recovery): both subtests and
+	// the runs of each go two at a time.
 	t.Run("image", func(t *testing.T) {
-		c := &Campaign{Binary: bin, Runs: 2, Seed: 7, Faults: []string{Stall}, Dir: t.TempDir(),
+		t.Parallel()
+		c := &Campaign{Binary: bin, Runs: 2, Seed: 7, Faults: []string{Stall}, Jobs: 2, Dir: t.TempDir(),
 			sabotage: func(event, dir string) {
 				if event != "end" {
 					return
@@ -83,7 +87,8 @@ func TestCampaignCatches(t *testing.T) {
 		}
 	})
 	t.Run("acked", func(t *testing.T) {
-		c := &Campaign{Binary: bin, Runs: 4, Seed: 11, Faults: []string{KillServe}, Dir: t.TempDir(),
+		t.Parallel()
+		c := &Campaign{Binary: bin, Runs: 4, Seed: 11, Faults: []string{KillServe}, Jobs: 2, Dir: t.TempDir(),
 			sabotage: func(event, dir string) {
 				if event != "crashed" {
 					return
