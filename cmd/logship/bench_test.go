@@ -9,6 +9,7 @@ import (
 )
 
 func TestBenchUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -44,6 +45,7 @@ func TestBenchUsage(t *testing.T) {
 // TestBench runs `logship bench` on a small synthetic workload over two
 // link models: one JSON object per run with the figures, and the plot.
 func TestBench(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	svg := filepath.Join(dir, "streams.svg")
 	r := logship(t, "bench", "--workload", "rand4k", "--size", "4MiB", "--streams", "1,2", "--link", "loopback",
@@ -97,6 +99,7 @@ func TestBench(t *testing.T) {
 
 // TestBenchFaults runs a tiny campaign through the command line.
 func TestBenchFaults(t *testing.T) {
+	t.Parallel()
 	r := logship(t, "bench", "faults", "--runs", "2", "--seed", "9", "--faults", "cut,kill-ship,flip", "--json", "-q", "--dir", t.TempDir())
 	if r.code != 0 {
 		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestCrashtestUsage(t *testing.T) {
+	t.Parallel()
 	kj := loadKernelTestdata(t, "fsync-marks-512")
 	m := filepath.Join(t.TempDir(), "bad.manifest")
 	os.WriteFile(m, []byte("step1 /a/f4 nothex\n"), 0o644)
@@ -151,6 +152,7 @@ func TestCrashtestFaults(t *testing.T) {
 // TestCrashtestReport: the table, the JSON objects, --keep-going, and the
 // exit at the first failing point with the checker's output.
 func TestCrashtestReport(t *testing.T) {
+	t.Parallel()
 	kj := loadKernelTestdata(t, "fsync-marks-512")
 	es := kernelEntries(t, kj.journal)
 	var barriers []int64

@@ -32,6 +32,7 @@ var demoCapture = kernelCapture{"fsync-marks", vm.Run{
 // 4 streams to an in-process server; the image must equal both the local
 // replay and the guest's data disk.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	if *updateDemo {
 		writeDemoJournal(t, kernelHarness(t))
 	}

@@ -12,6 +12,7 @@ import (
 // result is NEW, byte for byte; the delta ends with FLUSH and the mark, and
 // zeroed ranges are discards.
 func TestDiff(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const size = 8 << 20

@@ -19,6 +19,7 @@ import (
 // client's identity is not granted with FORBIDDEN, and the task's image
 // and state stay as they were; status lists only granted tasks.
 func TestServeGrants(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := filepath.Join(dir, "srv")
 	j1, _, img1 := shipJournal(t, dir, 21)
@@ -79,6 +80,7 @@ func TestServeGrants(t *testing.T) {
 // printed by status with control characters, newlines and terminal
 // escapes quoted: a forged report cannot add lines or drive the terminal.
 func TestStatusEscapes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := startServe(t, filepath.Join(dir, "srv"))
 	j, o := serveJournal(t, 23)
@@ -119,6 +121,7 @@ func TestStatusEscapes(t *testing.T) {
 // --truncate-staging moves the log aside, and the next serve and ship
 // bring the image to the whole journal.
 func TestServeCorruptStaging(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := filepath.Join(dir, "srv")
 	j, _, img := shipJournal(t, dir, 24)

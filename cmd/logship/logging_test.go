@@ -31,6 +31,7 @@ func jsonRecords(t *testing.T, what, stderr string) []map[string]any {
 }
 
 func TestLogFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, _, _ := shipJournal(t, dir, 4)
 	p := startServe(t, filepath.Join(dir, "srv"), "--log-format", "json")

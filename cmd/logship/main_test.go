@@ -57,6 +57,7 @@ func logship(t testing.TB, args ...string) result {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		code int

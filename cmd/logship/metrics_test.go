@@ -99,6 +99,7 @@ func positive(v float64) bool { return v > 0 }
 // counters move, the histograms fill, the gauges say where things stand,
 // and failures are counted by kind.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, _, _ := shipJournal(t, dir, 9)
 	srvDir := filepath.Join(dir, "srv")
@@ -211,6 +212,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestMetricsUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// An address that cannot be listened on is a runtime error at start.
 	r := logship(t, "serve", "--listen", "127.0.0.1:0", "--dir", dir, "--insecure", "--metrics", "256.0.0.1:1", "--metrics-public")
@@ -229,6 +231,7 @@ func TestMetricsUsage(t *testing.T) {
 // TestMetricsBarePort: --metrics :PORT listens on the --listen host when
 // that is loopback, not on every interface.
 func TestMetricsBarePort(t *testing.T) {
+	t.Parallel()
 	p := startServe(t, t.TempDir(), "--metrics", ":0")
 	addr := metricsAddr(t, "serve", p.log)
 	host, _, err := net.SplitHostPort(addr)

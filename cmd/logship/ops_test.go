@@ -36,6 +36,7 @@ func quick(t *testing.T, args ...string) result {
 // TestPermanentFailsFast: usage mistakes exit 2 and refusals that will not
 // change exit 3, at once, with --retry-for far above the bound quick allows.
 func TestPermanentFailsFast(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := startServe(t, filepath.Join(dir, "srv"))
 	jpath, _, _ := writeJournal(t, dir, fixtures.DefaultWorkload(3, 512))
@@ -97,6 +98,7 @@ func TestPermanentFailsFast(t *testing.T) {
 // TestUnreachableSaysCannotConnect: nothing listens; the retries and the
 // final error say "cannot connect", not "connection lost".
 func TestUnreachableSaysCannotConnect(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	jpath, _, _ := writeJournal(t, dir, fixtures.DefaultWorkload(4, 512))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,6 +128,7 @@ func TestUnreachableSaysCannotConnect(t *testing.T) {
 }
 
 func TestVersionAndHelp(t *testing.T) {
+	t.Parallel()
 	a, b := logship(t, "--version"), logship(t, "version")
 	if a.code != 0 || b.code != 0 || !strings.HasPrefix(a.stdout, "logship ") || a.stdout != b.stdout {
 		t.Fatalf("--version %d %q, version %d %q", a.code, a.stdout, b.code, b.stdout)
@@ -149,6 +152,7 @@ func TestVersionAndHelp(t *testing.T) {
 // TestProgressAlways: --progress always prints progress lines with a
 // percentage on stderr, even when it is not a terminal; -q prints none.
 func TestProgressAlways(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := startServe(t, filepath.Join(dir, "srv"))
 	jpath, _, img := writeJournal(t, dir, fixtures.DefaultWorkload(5, 512))
@@ -187,6 +191,7 @@ func TestProgressAlways(t *testing.T) {
 
 // TestInspectZstd: inspect and replay read a zstd-compressed journal.
 func TestInspectZstd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	jpath, j, img := writeJournal(t, dir, fixtures.DefaultWorkload(6, 512))
 	zpath := jpath + ".zst"

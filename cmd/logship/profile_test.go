@@ -13,6 +13,7 @@ import (
 // checks that each file was written in its format: pprof profiles are
 // gzipped protocol buffers, an execution trace starts with its header.
 func TestProfileFlags(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p, _, img := writeJournal(t, dir, fixtures.DefaultWorkload(5, 512))
 	target := filepath.Join(dir, "img")

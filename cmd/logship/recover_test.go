@@ -19,6 +19,7 @@ import (
 // task on a server without --retain, are refused with the target left as
 // it was.
 func TestRecoverAt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(71, 512)
 	wl.DeviceSize = 8 << 20

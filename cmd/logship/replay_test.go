@@ -48,6 +48,7 @@ func sparseFile(t *testing.T, path string, size int64) {
 }
 
 func TestInspect(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(3, 512)
 	wl.Mark = 0.1
@@ -137,6 +138,7 @@ func TestInspect(t *testing.T) {
 }
 
 func TestReplay(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, ss := range []int{512, 4096} {
 		wl := fixtures.DefaultWorkload(5, ss)
@@ -180,6 +182,7 @@ func TestReplay(t *testing.T) {
 }
 
 func TestReplayCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(8, 512)
 	p, j, _ := writeJournal(t, dir, wl)
@@ -219,6 +222,7 @@ func TestReplayCheck(t *testing.T) {
 // TestBadInput: each bad input gives a one-line error naming the file,
 // entry and offset, exit 3, and leaves the target untouched.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(4, 512)
 	_, j, _ := writeJournal(t, dir, wl)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestStrtoull(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want uint64
@@ -43,6 +44,7 @@ func TestStrtoull(t *testing.T) {
 // TestReplayLogArgs: getopt_long's reading of the command line and
 // replay-log's answers to mistakes, each with its exit status.
 func TestReplayLogArgs(t *testing.T) {
+	t.Parallel()
 	c := loadRLCapture(t, "fsync-marks-512")
 	first := func(s rlStop) string {
 		i := c.rlRuleStop(0, s)
@@ -134,6 +136,7 @@ func rlJournal(t *testing.T, nrEntries uint64, hs ...rlHeader) string {
 // TestReplayLogMalformed: replay-log's test of an entry, its messages, and
 // its exit statuses (255 from --find).
 func TestReplayLogMalformed(t *testing.T) {
+	t.Parallel()
 	w := rlHeader{sector: 1, nr: 1}
 	fl := rlHeader{flags: rlFlush}
 	dirty := rlHeader{sector: 3, nr: 1, data: "x"}                     // byte 32 set in a write

@@ -12,6 +12,7 @@ import (
 // TestNativeParity: where the options of `logship replay` and `inspect`
 // overlap with replay-log's, they give replay-log's answers.
 func TestNativeParity(t *testing.T) {
+	t.Parallel()
 	for _, c := range rlCaptures(t) {
 		step3 := c.mark(t, "step3")
 		// inspect --find answers as replay-log --find.
@@ -49,12 +50,11 @@ func TestNativeParity(t *testing.T) {
 			if c.name != "fsync-marks-4096" {
 				break // one capture is enough for the replays, which take time
 			}
-			states := func(run func(target, fsck string) result) ([]string, []byte, result) {
+			states := func(run func(target, fsck string) result) ([]string, string, result) {
 				target := c.zeroTarget(t)
 				fsck, list := stateCopies(t, target)
 				res := run(target, fsck)
-				img, _ := os.ReadFile(target)
-				return list(), img, res
+				return list(), target, res
 			}
 			withFsck := func(target, fsck string) []string {
 				a := append([]string(nil), args...)
@@ -72,7 +72,7 @@ func TestNativeParity(t *testing.T) {
 			if rl.code != 0 || n.code != 0 {
 				t.Fatalf("%s: %q: replay-log exit %d (%s), replay exit %d (%s)", c.name, args, rl.code, rl.stderr, n.code, n.stderr)
 			}
-			if !bytes.Equal(rlImg, nImg) {
+			if same, err := sameFiles(rlImg, nImg); err != nil || !same {
 				t.Errorf("%s: %q: replay and replay-log leave different images", c.name, args)
 			}
 			if len(rlSums) != len(nSums) {
@@ -80,9 +80,7 @@ func TestNativeParity(t *testing.T) {
 				continue
 			}
 			for k := range rlSums {
-				a, _ := os.ReadFile(rlSums[k])
-				b, _ := os.ReadFile(nSums[k])
-				if !bytes.Equal(a, b) {
+				if same, err := sameFiles(rlSums[k], nSums[k]); err != nil || !same {
 					t.Errorf("%s: %q: check %d ran on another state in replay than in replay-log", c.name, args, k)
 				}
 			}
@@ -93,7 +91,12 @@ func TestNativeParity(t *testing.T) {
 // TestNativeRefusals: where replay-log's answer is a trap, replay refuses
 // with exit 3 and leaves the target as it was.
 func TestNativeRefusals(t *testing.T) {
+	t.Parallel()
 	c := loadRLCapture(t, "fsync-marks-512")
+	before := bytes.Repeat([]byte{0x5a}, 1<<20)
+	var buf []byte
+	untouched := c.image(&buf) // the target as written: before, then zeros
+	copy(untouched, before)
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -104,7 +107,6 @@ func TestNativeRefusals(t *testing.T) {
 		{[]string{"--start-entry", fmt.Sprint(len(c.entries))}, "out of range"},
 	} {
 		target := c.zeroTarget(t)
-		before := bytes.Repeat([]byte{0x5a}, 1<<20)
 		if err := os.WriteFile(target, before, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -113,8 +115,7 @@ func TestNativeRefusals(t *testing.T) {
 		if res.code != 3 || !strings.Contains(res.stderr, tc.msg) {
 			t.Errorf("replay %q: exit %d, %q; want exit 3 and %q", tc.args, res.code, res.stderr, tc.msg)
 		}
-		got, _ := os.ReadFile(target)
-		if !bytes.Equal(got[:len(before)], before) || int64(len(got)) != c.size || bytes.ContainsFunc(got[len(before):], func(r rune) bool { return r != 0 }) {
+		if !fileIs(target, untouched) {
 			t.Errorf("replay %q touched the target", tc.args)
 		}
 		// replay-log, for the record, replays everything and exits 0 on the first.
@@ -127,6 +128,7 @@ func TestNativeRefusals(t *testing.T) {
 // TestInspectSelection: inspect's selection flags apply to the listing and
 // to --windows, not only to --find.
 func TestInspectSelection(t *testing.T) {
+	t.Parallel()
 	c := loadRLCapture(t, "fsync-marks-4096")
 	step3, step5 := c.mark(t, "step3"), c.mark(t, "step5")
 	for _, tc := range []struct {

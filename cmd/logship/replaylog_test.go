@@ -10,6 +10,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,7 +208,43 @@ func replayLogRun(t *testing.T, args ...string) result {
 
 func md5Hex(b []byte) string { s := md5.Sum(b); return hex.EncodeToString(s[:]) }
 
+// image returns buf, cleared, as an image of the capture's data disk,
+// allocating it on first use: the tests compare many 64 MiB images, and a
+// fresh buffer each time costs more (page faults) than the replays.
+func (c rlCapture) image(buf *[]byte) []byte {
+	if int64(len(*buf)) != c.size {
+		*buf = make([]byte, c.size)
+	}
+	clear(*buf)
+	return *buf
+}
+
+// fileIs reports whether the file at path holds exactly want (false if it
+// cannot be read), reading it a MiB at a time.
+func fileIs(path string, want []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for off := 0; ; {
+		n, err := io.ReadFull(f, buf)
+		if n > len(want)-off || !bytes.Equal(buf[:n], want[off:off+n]) {
+			return false
+		}
+		off += n
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return off == len(want)
+		case err != nil:
+			return false
+		}
+	}
+}
+
 func TestReplayLogInfo(t *testing.T) {
+	t.Parallel()
 	link := filepath.Join(t.TempDir(), "replay-log")
 	if err := os.Symlink(logshipBin, link); err != nil {
 		t.Fatal(err)
@@ -239,6 +276,7 @@ func TestReplayLogInfo(t *testing.T) {
 }
 
 func TestReplayLogFind(t *testing.T) {
+	t.Parallel()
 	for _, c := range rlCaptures(t) {
 		step3 := c.mark(t, "step3")
 		for _, tc := range []struct {
@@ -292,6 +330,8 @@ func TestReplayLogFind(t *testing.T) {
 }
 
 func TestReplayLogReplay(t *testing.T) {
+	t.Parallel()
+	var buf []byte
 	for _, c := range rlCaptures(t) {
 		last := len(c.entries) - 1
 		step3, step5 := c.mark(t, "step3"), c.mark(t, "step5")
@@ -322,10 +362,9 @@ func TestReplayLogReplay(t *testing.T) {
 			if res.code != 0 || res.stdout != "" || res.stderr != "" {
 				t.Fatalf("%s: replay %q: exit %d, %q, %q", c.name, tc.args, res.code, res.stdout, res.stderr)
 			}
-			want := make([]byte, c.size)
+			want := c.image(&buf)
 			c.rlRuleImage(want, tc.from, tc.to, tc.o)
-			got, _ := os.ReadFile(target)
-			if !bytes.Equal(got, want) {
+			if !fileIs(target, want) {
 				t.Errorf("%s: replay %q: the image is not entries %d..%d replayed by the rules", c.name, tc.args, tc.from, tc.to)
 			}
 		}
@@ -351,7 +390,7 @@ func TestReplayLogReplay(t *testing.T) {
 			wants[k] = make([]byte, c.size)
 			copy(wants[k], fill)
 			c.rlRuleImage(wants[k], 0, c.mark(t, "mkfs"), rlImageOpts{noDiscard: noDiscard})
-			if got, _ := os.ReadFile(target); !bytes.Equal(got, wants[k]) {
+			if !fileIs(target, wants[k]) {
 				t.Errorf("%s: %q: the image is not the rules' (discards applied: %v)", c.name, args, !noDiscard)
 			}
 		}
@@ -379,11 +418,11 @@ func TestReplayLogReplay(t *testing.T) {
 				end = max(end, e.End())
 			}
 		}
-		want := make([]byte, c.size)
+		want := c.image(&buf)
 		c.rlRuleImage(want, 0, step3, rlImageOpts{})
-		got, _ := os.ReadFile(empty)
-		if int64(len(got)) != end || md5Hex(got) != md5Hex(want[:end]) {
-			t.Errorf("%s: empty target grew to %d bytes (want %d), or holds other bytes", c.name, len(got), end)
+		if !fileIs(empty, want[:end]) {
+			fi, _ := os.Stat(empty)
+			t.Errorf("%s: empty target grew to %v bytes (want %d), or holds other bytes", c.name, fi.Size(), end)
 		}
 	}
 }
@@ -391,6 +430,8 @@ func TestReplayLogReplay(t *testing.T) {
 // TestReplayLogCheck: --check MODE --fsck CMD runs CMD at the check points
 // of rule 2 and nowhere else, on the state replayed up to each one.
 func TestReplayLogCheck(t *testing.T) {
+	t.Parallel()
+	var buf []byte
 	for _, c := range rlCaptures(t) {
 		last := len(c.entries) - 1
 		step6 := c.mark(t, "step6")
@@ -429,12 +470,12 @@ func TestReplayLogCheck(t *testing.T) {
 				t.Errorf("%s: %q ran the check %d times, want %d (after entries %v)", c.name, tc.args, len(got), len(at), at)
 				continue
 			}
-			img := make([]byte, c.size)
+			img := c.image(&buf)
 			prev := tc.from
 			for k, i := range at {
 				c.rlRuleImage(img, prev, i, rlImageOpts{})
 				prev = i + 1
-				if b, _ := os.ReadFile(got[k]); !bytes.Equal(b, img) {
+				if !fileIs(got[k], img) {
 					t.Errorf("%s: %q: check %d (after entry %d) saw another state", c.name, tc.args, k, i)
 				}
 			}
@@ -447,9 +488,9 @@ func TestReplayLogCheck(t *testing.T) {
 		if want := fmt.Sprintf("Fsck errored out on entry %d\n", first); res.code != 1 || res.stderr != want {
 			t.Errorf("%s: failing check: exit %d, %q; want 1, %q", c.name, res.code, res.stderr, want)
 		}
-		img := make([]byte, c.size)
+		img := c.image(&buf)
 		c.rlRuleImage(img, 0, first, rlImageOpts{})
-		if got, _ := os.ReadFile(target); !bytes.Equal(got, img) {
+		if !fileIs(target, img) {
 			t.Errorf("%s: a failing check at %d left another state than entries 0..%d", c.name, first, first)
 		}
 	}
@@ -465,6 +506,7 @@ func runLink(link string, args ...string) (string, error) {
 // TestReplayLogVerbose: -v prints a line per entry written, -vv one per
 // entry walked (skipped ones and, with --start-entry, the seek).
 func TestReplayLogVerbose(t *testing.T) {
+	t.Parallel()
 	c := loadRLCapture(t, "fsync-marks-4096")
 	line := func(verb string, e journal.Entry) string {
 		fl := strings.ReplaceAll(e.Flags.String(), "WRITE", "NONE")

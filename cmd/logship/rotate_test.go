@@ -8,6 +8,7 @@ import (
 )
 
 func TestRotateUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	os.WriteFile(log, make([]byte, 1<<20), 0o644)

@@ -229,6 +229,7 @@ func serveState(t *testing.T, dir, task string) replica.State {
 }
 
 func TestServeUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	openKey := filepath.Join(dir, "open-psk")
 	if err := os.WriteFile(openKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
@@ -273,6 +274,7 @@ func serveJournal(t *testing.T, seed uint64) ([]byte, control.Open) {
 // TestServeShip ships a journal to a real `logship serve`, which then
 // stops in order on SIGTERM.
 func TestServeShip(t *testing.T) {
+	t.Parallel()
 	for _, mode := range [][]string{nil, {"--sync-per-window"}} {
 		t.Run(strings.Join(append([]string{"default"}, mode...), ""), func(t *testing.T) {
 			j, o := serveJournal(t, 3)
@@ -308,6 +310,7 @@ func TestServeShip(t *testing.T) {
 // then the ship resumes from the durable position and the image equals a
 // local replay.
 func TestServeKill(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		flags     []string
@@ -449,6 +452,7 @@ func serveCA(t *testing.T, dir, name string) (caFile string, issue func(leaf str
 // accepts the right client and refuses a wrong key or an unknown
 // certificate.
 func TestServeAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "psk")
 	os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
@@ -513,6 +517,7 @@ func TestServeAuth(t *testing.T) {
 // leave a handful of log lines (a summary per interval, the first refusal
 // at once, the rest when the server stops), not one line each.
 func TestServeRefusalLog(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	p := startServe(t, t.TempDir())
 	const n = 500

@@ -24,6 +24,7 @@ import (
 )
 
 func TestShipUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, _, _ := writeJournal(t, dir, fixtures.DefaultWorkload(1, 512))
 	base := []string{"ship", j, "--to", "127.0.0.1:1", "--task", "t"}
@@ -189,6 +190,7 @@ func (p *shipProc) wait(t *testing.T) {
 }
 
 func TestShip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, j, img := shipJournal(t, dir, 2)
 	p := startServe(t, filepath.Join(dir, "srv"))
@@ -222,6 +224,7 @@ func TestShip(t *testing.T) {
 // TestShipKillServe: the server dies (SIGKILL) in the middle of a ship and
 // comes back on the same address; ship reconnects by itself and finishes.
 func TestShipKillServe(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, j, img := shipJournal(t, dir, 3)
 	srvDir := filepath.Join(dir, "srv")
@@ -250,6 +253,7 @@ func TestShipKillServe(t *testing.T) {
 // TestShipKill: ship dies (SIGKILL) in the middle; a new ship resumes
 // from the server's durable position and the image is right.
 func TestShipKill(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, j, img := shipJournal(t, dir, 4)
 	p := startServe(t, filepath.Join(dir, "srv"))
@@ -361,6 +365,7 @@ func (p *cutProxy) pipe(dst, src net.Conn, up bool) {
 // TestShipCutStreams: the connections are cut in the middle of windows,
 // three times; ship reconnects and the image is right.
 func TestShipCutStreams(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, _, img := shipJournal(t, dir, 5)
 	p := startServe(t, filepath.Join(dir, "srv"))
@@ -382,6 +387,7 @@ func TestShipCutStreams(t *testing.T) {
 // writes a log (the superblock rewritten only after FUA and MARK entries),
 // and ends when the end mark arrives.
 func TestShipFollow(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(6, 4096)
 	wl.Entries, wl.DeviceSize, wl.MaxWriteSectors = 2000, 16<<20, 8
@@ -534,6 +540,7 @@ func BenchmarkShipProcess(b *testing.B) {
 // against a serve that asks for them; wrong credentials fail at once
 // (no retrying) with exit 3.
 func TestShipAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, _, img := writeJournal(t, dir, fixtures.DefaultWorkload(7, 512))
 	keyFile := filepath.Join(dir, "psk")
@@ -576,6 +583,7 @@ func TestShipAuth(t *testing.T) {
 // real server as no-ops; the image is what the entries after the mark make
 // of the image the task had (here: zeros).
 func TestShipFromMark(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(8, 512)
 	wl.Entries = 1500
@@ -616,6 +624,7 @@ func TestShipFromMark(t *testing.T) {
 // TestShipFollowStop: ship --follow of a log that does not end is stopped
 // with SIGINT once everything is durable; it exits 0 and says so.
 func TestShipFollowStop(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, j, img := shipJournal(t, dir, 9)
 	p := startServe(t, filepath.Join(dir, "srv"))

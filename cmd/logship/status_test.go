@@ -34,6 +34,7 @@ func statusJSON(t *testing.T, args ...string) []control.TaskStatus {
 }
 
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, j, _ := shipJournal(t, dir, 5)
 	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))

@@ -16,6 +16,7 @@ import (
 // with exit 3, by every command that reads journals; none of them reports
 // an empty journal or a passing run.
 func TestSuperblockCount(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wl := fixtures.DefaultWorkload(11, 512)
 	_, j, _ := writeJournal(t, dir, wl)

@@ -338,6 +338,7 @@ func TestSyncKilled(t *testing.T) {
 }
 
 func TestSyncUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -377,6 +378,7 @@ func TestSyncUsage(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		done, total int64
 		u           unit

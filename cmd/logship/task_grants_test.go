@@ -10,6 +10,7 @@ import (
 // TestTaskGrants: an identity that is not granted a task can neither
 // remove nor grow it, nor see it in task list; one granted it can.
 func TestTaskGrants(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv := filepath.Join(dir, "srv")
 	path, _, _ := shipJournal(t, dir, 23)

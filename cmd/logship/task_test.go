@@ -60,6 +60,7 @@ func statusText(t *testing.T, addr, task string, want ...string) {
 // then task list, resize and rm, refused while a ship holds the task, and
 // rm and resize on the directory of a stopped server.
 func TestTaskStatesAndCommands(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path, _, _ := shipJournal(t, dir, 7)
 	n := readJournal(t, path).Len()
@@ -237,6 +238,7 @@ func noDir(t *testing.T, dir, task string) {
 }
 
 func TestTaskUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		code int
