@@ -158,6 +158,7 @@ func checkApply(before, want []byte, xs []barrier.Extent, r replay, rng *rand.Ra
 }
 
 func TestCoalesce(t *testing.T) {
+	t.Parallel()
 	const s = ss
 	ext := func(start, n int64, parts ...barrier.Part) barrier.Extent {
 		return barrier.Extent{Start: start * s, Len: n * s, Parts: parts}
@@ -215,6 +216,7 @@ func TestCoalesce(t *testing.T) {
 }
 
 func TestCoalesceSubset(t *testing.T) {
+	t.Parallel()
 	es := seq(wr(0, 4), disc(2, 4), flush(), wr(3, 1))
 	const s = ss
 	for _, tt := range []struct {
@@ -309,6 +311,7 @@ func checkJournal(t *testing.T, d *journalData, seed uint64, rng *rand.Rand) {
 // last data entry of a window before an earlier one that it overlaps, and
 // coalescing that, must give an image that checkApply rejects.
 func TestCoalesceReplayCanFail(t *testing.T) {
+	t.Parallel()
 	tried := 0
 	for _, sectorSize := range []int{512, 4096} {
 		for seed := uint64(1); seed <= 5; seed++ {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestRandomSubset(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		entries []journal.Entry

@@ -106,6 +106,7 @@ func checkWindows(es []journal.Entry, ws []*barrier.Window, l barrier.Limits) er
 }
 
 func TestSplit(t *testing.T) {
+	t.Parallel()
 	fua := func(sector, n uint64) journal.Entry { return wrf(sector, n, journal.FlagFUA) }
 	tests := []struct {
 		name    string
@@ -171,6 +172,7 @@ func TestSplit(t *testing.T) {
 // moment it closes: a barrier's window comes back from the Add of the
 // barrier, not later.
 func TestAddReturnsClosedWindows(t *testing.T) {
+	t.Parallel()
 	s := barrier.NewSplitter(barrier.Limits{MaxBytes: 4 * ss})
 	steps := []struct {
 		e      journal.Entry
@@ -197,6 +199,7 @@ func TestAddReturnsClosedWindows(t *testing.T) {
 }
 
 func TestSplitWorkloads(t *testing.T) {
+	t.Parallel()
 	limits := []barrier.Limits{{}, {MaxEntries: 5}, {MaxBytes: 16 << 10}, {MaxEntries: 1}, {MaxEntries: 9, MaxBytes: 4096}}
 	for _, sectorSize := range []int{512, 4096} {
 		for seed := uint64(1); seed <= 8; seed++ {
@@ -231,6 +234,7 @@ func TestSplitWorkloads(t *testing.T) {
 }
 
 func TestSplitError(t *testing.T) {
+	t.Parallel()
 	d := load(t, fixtures.DefaultWorkload(3, 512))
 	// Cut the journal in the middle of the payload of a write near the end.
 	var cut journal.Entry
@@ -269,6 +273,7 @@ func TestSplitError(t *testing.T) {
 }
 
 func TestReasonString(t *testing.T) {
+	t.Parallel()
 	for r, want := range map[barrier.Reason]string{barrier.Flush: "FLUSH", barrier.FUA: "FUA", barrier.Mark: "MARK",
 		barrier.Cap: "CAP", barrier.End: "END", 0: "Reason(0)", 99: "Reason(99)"} {
 		if r.String() != want {

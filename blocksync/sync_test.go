@@ -85,6 +85,7 @@ func runVerify(t testing.TB, src, addr, task string) VerifyResult {
 // the task is new), a diff sync after changes costs about the changed
 // bytes, verify finds exactly the corrupted pieces, recover restores.
 func TestSyncVerifyRecover(t *testing.T) {
+	t.Parallel()
 	const size = 24 << 20
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 1, size)
@@ -179,6 +180,7 @@ func TestSyncVerifyRecover(t *testing.T) {
 // TestSyncResume: a sync stopped half way resumes at the first block that
 // is not durable, and sends nothing before it.
 func TestSyncResume(t *testing.T) {
+	t.Parallel()
 	const size = 32 << 20
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 3, size)
@@ -220,6 +222,7 @@ func TestSyncResume(t *testing.T) {
 // back; the sync reconnects and finishes, resending at most what was not
 // durable.
 func TestSyncServerRestart(t *testing.T) {
+	t.Parallel()
 	const size = 32 << 20
 	dir := t.TempDir()
 	srv := replicatest.Start(t, dir, "127.0.0.1:0")
@@ -265,6 +268,7 @@ func TestSyncServerRestart(t *testing.T) {
 // TestSyncMarkFirst: the mark is put before anything is read, named in
 // the journal identity, and kept when the sync resumes.
 func TestSyncMarkFirst(t *testing.T) {
+	t.Parallel()
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, _ := blkDevice(t, 5, 4<<20)
 	var marks []string
@@ -292,6 +296,7 @@ func TestSyncMarkFirst(t *testing.T) {
 }
 
 func TestSyncIDRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, id := range []syncID{{1 << 20, 1 << 30, 0xabc, ""}, {4096, 512, 1, "logship-sync-0000000000000001"}} {
 		got, ok := parseSyncID(id.String())
 		if !ok || got != id {
@@ -310,6 +315,7 @@ func TestSyncIDRoundTrip(t *testing.T) {
 
 // TestVerifySizes: a source longer than the image differs by its tail.
 func TestVerifySizes(t *testing.T) {
+	t.Parallel()
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, data := blkDevice(t, 6, 2<<20)
 	runSync(t, syncCfg(t, src, srv.Addr, "sz", SyncFull))
@@ -329,6 +335,7 @@ func TestVerifySizes(t *testing.T) {
 // TestRecoverRefused: a locked target, and --at on a server that did not
 // retain the task's history, are refused before anything is written.
 func TestRecoverRefused(t *testing.T) {
+	t.Parallel()
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	src, _ := blkDevice(t, 7, 1<<20)
 	runSync(t, syncCfg(t, src, srv.Addr, "lk", SyncFull))
@@ -355,6 +362,7 @@ func TestRecoverRefused(t *testing.T) {
 }
 
 func TestLeafRuns(t *testing.T) {
+	t.Parallel()
 	tr := digest.Tree{Size: 3 << 20, Granularity: 4096, BlockSize: 1 << 20}
 	got := leafRuns(tr, []int64{0, 1, 2, 5, 255, 256, 257, 767})
 	want := []Range{{0, 3 * 4096}, {5 * 4096, 4096}, {255 * 4096, 4096}, {1 << 20, 2 * 4096}, {767 * 4096, 4096}}
@@ -371,6 +379,7 @@ func TestLeafRuns(t *testing.T) {
 // TestRecoverNoTask: a recover that fails before writing anything leaves
 // no file it created.
 func TestRecoverNoTask(t *testing.T) {
+	t.Parallel()
 	srv := replicatest.Start(t, t.TempDir(), "127.0.0.1:0")
 	target := filepath.Join(t.TempDir(), "new")
 	_, err := Recover(t.Context(), RecoverConfig{Target: target, Addr: srv.Addr, Client: replicatest.Client("none")})

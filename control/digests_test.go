@@ -10,6 +10,7 @@ import (
 )
 
 func TestDigestsCheck(t *testing.T) {
+	t.Parallel()
 	tr := digest.Tree{Size: 256 << 20, Granularity: 4096, BlockSize: 1 << 20}
 	good := control.Digests{Tree: tr, Level: 2, Nodes: []control.NodeRange{{0, 4}, {10, 2}}, Down: 0}
 	if n, err := good.Check(); err != nil || n != 6 {
@@ -35,6 +36,7 @@ func TestDigestsCheck(t *testing.T) {
 }
 
 func TestParseDigests(t *testing.T) {
+	t.Parallel()
 	tr := digest.Tree{Size: 3<<20 + 4096, Granularity: 4096, BlockSize: 1 << 20}
 	// Level 1 has 49 nodes: 48 of 64 KiB and one of 4 KiB. Nodes 0 and 48
 	// (the first and the fourth asked for) differ.
@@ -61,6 +63,7 @@ func TestParseDigests(t *testing.T) {
 }
 
 func TestReadRoundTrip(t *testing.T) {
+	t.Parallel()
 	data := make([]byte, 10*4096+512)
 	for i := range data {
 		if (i/4096)%3 == 1 || i >= 10*4096 {

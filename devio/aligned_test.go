@@ -26,6 +26,7 @@ func (r *strictReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestAlignedReader(t *testing.T) {
+	t.Parallel()
 	for _, bs := range []int{512, 4096} {
 		t.Run(fmt.Sprint(bs), func(t *testing.T) {
 			data := make([]byte, 3*maxBounce+5*bs)

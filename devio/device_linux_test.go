@@ -16,6 +16,7 @@ import (
 )
 
 func TestKindString(t *testing.T) {
+	t.Parallel()
 	for k, want := range map[Kind]string{File: "file", Block: "block", Kind(7): "Kind(7)"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", int(k), got, want)
@@ -24,6 +25,7 @@ func TestKindString(t *testing.T) {
 }
 
 func TestAlignedBuffer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ size, align int }{
 		{0, 512}, {1, 1}, {512, 512}, {4096, 4096}, {1000, 4096}, {1 << 20, 64 << 10}, {3, 8},
 	} {
@@ -51,6 +53,7 @@ func TestAlignedBuffer(t *testing.T) {
 }
 
 func TestOpenFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "existing")
 	if err := os.WriteFile(existing, []byte("hello"), 0o644); err != nil {
@@ -310,6 +313,7 @@ func TestWritePastEnd(t *testing.T) {
 }
 
 func TestReadOnly(t *testing.T) {
+	t.Parallel()
 	p := sparseFile(t, 1<<20)
 	d := mustOpen(t, p, Options{})
 	if _, err := d.WriteAt([]byte("x"), 0); !errors.Is(err, ErrReadOnly) {
@@ -327,6 +331,7 @@ func TestReadOnly(t *testing.T) {
 }
 
 func TestDiscardFile(t *testing.T) {
+	t.Parallel()
 	const size = 16 << 20
 	for _, direct := range []bool{false, true} {
 		t.Run(map[bool]string{false: "buffered", true: "direct"}[direct], func(t *testing.T) {
@@ -442,6 +447,7 @@ func TestDiscardLoop(t *testing.T) {
 // than the 128 MiB that replay-log silently skips: every byte of it must
 // read back zero, and nothing outside it may change.
 func TestDiscardZeroFillLarge(t *testing.T) {
+	t.Parallel()
 	const (
 		size = 208 << 20
 		off  = 3<<20 + 4096 + 512
@@ -485,6 +491,7 @@ func TestDiscardZeroFillLarge(t *testing.T) {
 }
 
 func TestUnsupportedClassification(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want bool
@@ -531,6 +538,7 @@ func TestExclusiveBlockTwice(t *testing.T) {
 }
 
 func TestExclusiveFile(t *testing.T) {
+	t.Parallel()
 	p := sparseFile(t, 1<<20)
 	d := mustOpen(t, p, Options{Write: true, Exclusive: true})
 	if _, err := Open(p, Options{Write: true, Exclusive: true}); !errors.Is(err, ErrBusy) {

@@ -68,6 +68,7 @@ func TestDMLayout(t *testing.T) {
 }
 
 func TestEncodeTargetMsg(t *testing.T) {
+	t.Parallel()
 	b, err := encodeTargetMsg("logw", 0, "mark mkfs")
 	if err != nil {
 		t.Fatal(err)

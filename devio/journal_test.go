@@ -52,6 +52,7 @@ func checkJournal(t *testing.T, j *Journal, want []byte) {
 }
 
 func TestOpenJournal(t *testing.T) {
+	t.Parallel()
 	want := pattern(64<<10, 3)
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "j.log")

@@ -48,6 +48,7 @@ func refTree(data []byte, g, bs int64) [][]uint64 {
 }
 
 func TestTreeShape(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		tree             digest.Tree
 		blockLevel, top  int
@@ -79,6 +80,7 @@ func TestTreeShape(t *testing.T) {
 }
 
 func TestTreeCheck(t *testing.T) {
+	t.Parallel()
 	for name, tr := range map[string]digest.Tree{
 		"granularity not a power of two": {Size: 1 << 20, Granularity: 1000, BlockSize: 1 << 20},
 		"granularity below 512":          {Size: 1 << 20, Granularity: 256, BlockSize: 1 << 20},
@@ -96,6 +98,7 @@ func TestTreeCheck(t *testing.T) {
 // TestBlockTree: BlockTree and Reduce give the definition's digests, for
 // sizes that end inside a leaf, inside a block, on a block.
 func TestBlockTree(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct{ size, g, bs int64 }{
 		{1 << 20, 4096, 64 << 10},
@@ -151,6 +154,7 @@ func equal(a, b []uint64) bool {
 
 // TestParseDigests: a reply made the way the protocol says parses back.
 func TestIsZero(t *testing.T) {
+	t.Parallel()
 	b := make([]byte, 200<<10)
 	if !digest.IsZero(b) || !digest.IsZero(nil) {
 		t.Fatal("zeros not zero")

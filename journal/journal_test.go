@@ -46,6 +46,7 @@ func readAllWith(t testing.TB, newReader func(io.ReaderAt, int64) (*journal.Read
 }
 
 func TestFlagsString(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		f    journal.Flags
 		want string
@@ -64,6 +65,7 @@ func TestFlagsString(t *testing.T) {
 }
 
 func TestWriterReaderRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096, 65536} {
 		for seed := uint64(1); seed <= 3; seed++ {
 			wl := fixtures.DefaultWorkload(seed, ss)
@@ -102,6 +104,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 // TestKernelLayout checks the writer against the worked example of
 // docs/journal-format.md §9, byte for byte.
 func TestKernelLayout(t *testing.T) {
+	t.Parallel()
 	var b fixtures.WriterAtBuffer
 	w, _ := journal.NewWriter(&b, 512)
 	if err := w.Write(8, bytes.Repeat([]byte{0xab}, 512), 0); err != nil {
@@ -143,6 +146,7 @@ func TestKernelLayout(t *testing.T) {
 }
 
 func TestMarkLabel(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096} {
 		var b fixtures.WriterAtBuffer
 		w, _ := journal.NewWriter(&b, ss)
@@ -178,6 +182,7 @@ func mutate(j []byte, off int, v uint64) []byte {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	var b fixtures.WriterAtBuffer
 	w, _ := journal.NewWriter(&b, 512)
 	w.Write(0, make([]byte, 1024), 0)              // entry 0 at 512, payload to 2048
@@ -238,6 +243,7 @@ func TestBadInput(t *testing.T) {
 // prefix whose superblock counts more entries than it has sectors for
 // (ErrFormat).
 func TestTruncation(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096} {
 		wl := fixtures.DefaultWorkload(7, ss)
 		wl.Entries = 60
@@ -292,6 +298,7 @@ func TestTruncation(t *testing.T) {
 }
 
 func TestSticky(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(3, 512)
 	j, _ := wl.Bytes()
 	j = mutate(j, 512+16, 0x80) // entry 0: unknown flag
@@ -310,6 +317,7 @@ func TestSticky(t *testing.T) {
 }
 
 func TestSeek(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(11, 512)
 	wl.Mark = 0.1
 	j, _ := wl.Bytes()
@@ -350,6 +358,7 @@ func TestSeek(t *testing.T) {
 }
 
 func TestStop(t *testing.T) {
+	t.Parallel()
 	w := journal.Entry{Flags: 0, NrSectors: 1}
 	fua := journal.Entry{Flags: journal.FlagFUA | journal.FlagMetadata, NrSectors: 1}
 	fl := journal.Entry{Flags: journal.FlagFlush}

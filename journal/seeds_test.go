@@ -90,6 +90,7 @@ func cutKernelSeed(t *testing.T, path string) []byte {
 // FuzzReader corpus (testdata/fuzz/FuzzReader/kernel-*), where the seed run
 // of FuzzReader (go test, make test) reads them.
 func TestKernelSeeds(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096} {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
 			seed := cutKernelSeed(t, filepath.Join("testdata", "kernel", fmt.Sprintf("fsync-marks-%d.log.zst", ss)))

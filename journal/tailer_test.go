@@ -22,6 +22,7 @@ import (
 // behind a zeroed first sector. The tailer must see exactly the new
 // entries and payloads, then io.EOF after the end mark.
 func TestTailer(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096} {
 		path := filepath.Join(t.TempDir(), "log")
 		// The earlier run: a longer journal, then the start zeroed.
@@ -107,6 +108,7 @@ func TestTailer(t *testing.T) {
 
 // TestTailerWaitsForSuperblock: a zeroed log is waited on until ctx ends.
 func TestTailerWaitsForSuperblock(t *testing.T) {
+	t.Parallel()
 	z := make([]byte, 8192)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -120,6 +122,7 @@ func TestTailerWaitsForSuperblock(t *testing.T) {
 // (marks ticking fast) must not starve the tailer: entries come out while
 // the writer is still going.
 func TestTailerBusyLog(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	f, err := os.Create(path)
 	if err != nil {

@@ -71,6 +71,7 @@ func roundTrip(t *testing.T, c, s *Session) {
 }
 
 func TestPSK(t *testing.T) {
+	t.Parallel()
 	t.Run("good", func(t *testing.T) {
 		c, s := pair(t, ServerConfig{PSK: psk}, ClientConfig{PSK: psk, Streams: 3, Task: "psk"})
 		if c.Auth() != AuthPSK || s.Auth() != AuthPSK {
@@ -139,6 +140,7 @@ func fakeServer(t *testing.T, answer func(c *shake, h hello, hp []byte)) string 
 }
 
 func TestImpostorServer(t *testing.T) {
+	t.Parallel()
 	ok := helloOK{version: Version, mode: AuthPSK, keepAlive: 5000, credit: DefaultCredit, maxCalls: 1}
 	for _, tc := range []struct {
 		name   string
@@ -272,6 +274,7 @@ func (ca *testCA) issue(t testing.TB, name string, server bool) (tls.Certificate
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "logship test CA")
 	serverCert, _, _ := ca.issue(t, "server", true)
 	clientCert, _, _ := ca.issue(t, "client", false)
@@ -351,6 +354,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -387,6 +391,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestAssembly(t *testing.T) {
+	t.Parallel()
 	t.Run("half session times out", func(t *testing.T) {
 		ref := make(refusals, 8)
 		l := listen(t, ServerConfig{Assemble: 200 * time.Millisecond, OnRefuse: ref.hook})

@@ -58,6 +58,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 // refused from the 48-byte header: the hostile client sends the header
 // alone and still gets its ERROR, and the server has read 48 bytes.
 func TestRefusedFromHeader(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		hdr   []byte
@@ -157,6 +158,7 @@ func procStatus(t *testing.T, field string) int64 {
 // hostile clients together) by at most 64 MiB: the frames are refused
 // from their headers, their payloads never read.
 func TestPreAuthMemory(t *testing.T) {
+	t.Parallel()
 	const conns = 200
 	for _, mode := range []string{"psk", "insecure"} {
 		t.Run(mode, func(t *testing.T) {
@@ -279,6 +281,7 @@ func (r *relay) captured() []byte {
 // appears on the wire in PSK and TLS mode (it does in insecure mode, which
 // shows the capture works).
 func TestWireConfidential(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "logship test CA")
 	serverCert, _, _ := ca.issue(t, "server", true)
 	clientCert, _, _ := ca.issue(t, "client", false)
@@ -351,6 +354,7 @@ func TestWireConfidential(t *testing.T) {
 // handshake fails the session (the record does not authenticate) instead
 // of reaching the application.
 func TestWireTampered(t *testing.T) {
+	t.Parallel()
 	l := listen(t, ServerConfig{PSK: psk})
 	r := newRelay(t, l.Addr().String())
 	var hit atomic.Bool
@@ -411,6 +415,7 @@ func flood(ctx context.Context, wg *sync.WaitGroup, from, addr string, n int, ma
 // 127.0.0.1 gets through every time; the refusals are counted and summed
 // up in a bounded number of log lines.
 func TestFlood(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "logship test CA")
 	serverCert, _, _ := ca.issue(t, "server", true)
 	clientCert, _, _ := ca.issue(t, "client", false)
@@ -488,6 +493,7 @@ func TestFlood(t *testing.T) {
 // TestBusyFrame: a connection over its address's pending limit is told
 // BUSY before it is closed.
 func TestBusyFrame(t *testing.T) {
+	t.Parallel()
 	l := listen(t, ServerConfig{PSK: psk, MaxPendingPerAddr: 2})
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
 	for range 2 {
@@ -516,6 +522,7 @@ func TestBusyFrame(t *testing.T) {
 // TestRefusalReportedAtOnce: the first refusal after a quiet interval is
 // reported without waiting for the interval to end.
 func TestRefusalReportedAtOnce(t *testing.T) {
+	t.Parallel()
 	got := make(chan RefusalSummary, 4)
 	l := listen(t, ServerConfig{PSK: psk, RefusalInterval: time.Hour, OnRefusals: func(s RefusalSummary) { got <- s }})
 	_, err := Dial(testCtx(t), l.Addr().String(), ClientConfig{PSK: []byte("a wrong key, long enough"), Streams: 1})
@@ -535,6 +542,7 @@ func TestRefusalReportedAtOnce(t *testing.T) {
 // TestIdentityLimits: an identity over its session limit is refused with
 // BUSY; another identity is not; closing a session makes room.
 func TestIdentityLimits(t *testing.T) {
+	t.Parallel()
 	alice := Key{Name: "alice", Secret: []byte("alice's key, long enough")}
 	bob := Key{Name: "bob", Secret: []byte("bob's key, long enough too")}
 	l := listen(t, ServerConfig{PSKKeys: []Key{alice, bob}, MaxSessionsPerIdentity: 2, MaxStreamsPerIdentity: 5})
@@ -583,6 +591,7 @@ func TestIdentityLimits(t *testing.T) {
 // TestKeepAliveCap: a keepalive announced above MaxKeepAlive is clamped
 // by the server; a client configured above it is refused.
 func TestKeepAliveCap(t *testing.T) {
+	t.Parallel()
 	l := listen(t, ServerConfig{})
 	conns := rawDial(t, l, 1, 10*time.Hour, "")
 	s := accept(t, l)
@@ -602,6 +611,7 @@ func TestKeepAliveCap(t *testing.T) {
 // TestInsecureTarget: the address checked for --insecure is the address
 // dialled.
 func TestInsecureTarget(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr, want string
 		ok         bool
@@ -631,6 +641,7 @@ func TestInsecureTarget(t *testing.T) {
 }
 
 func TestRedactPaths(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"replica: open /var/lib/logship/db/staging/0001.log: no space left", "replica: open .../0001.log: no space left"},
 		{"task \"db\": /srv/x/image.img", "task \"db\": .../image.img"},

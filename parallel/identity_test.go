@@ -28,6 +28,7 @@ func (g *grants) authorize(identity, task string) error {
 }
 
 func TestAuthorize(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t, "logship test CA")
 	serverCert, _, _ := ca.issue(t, "server", true)
 	clientCert, _, _ := ca.issue(t, "client", false)

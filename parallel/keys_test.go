@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseKeys(t *testing.T) {
+	t.Parallel()
 	const k1, k2 = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 	for _, tc := range []struct {
 		name string
@@ -53,6 +54,7 @@ func TestParseKeys(t *testing.T) {
 }
 
 func TestLoadKeysPermissions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "psk")
 	if err := os.WriteFile(file, []byte("alice:0123456789abcdef\nbob:fedcba9876543210\n"), 0o600); err != nil {
@@ -115,6 +117,7 @@ func acl(entries ...[3]uint32) []byte {
 // ACL entry for the service's user, whose mask shows in the group bits)
 // is private; an ACL entry for anybody else is not.
 func TestKeyFileACL(t *testing.T) {
+	t.Parallel()
 	const me, other = 1234, 999
 	const r, rw = 4, 6
 	systemd := acl([3]uint32{aclUserObj, r, 0}, [3]uint32{aclUser, r, me}, [3]uint32{aclGroupObj, 0, 0}, [3]uint32{aclMask, r, 0}, [3]uint32{aclOther, 0, 0})
@@ -171,6 +174,7 @@ func TestKeyFileACL(t *testing.T) {
 // random bytes, newlines and all) serves both sides unchanged, as the key
 // named default.
 func TestVersion1KeyFile(t *testing.T) {
+	t.Parallel()
 	key := []byte("\x8a\n\x00\x17 #:\xfe\r\n\x01\x02\x03\x04\x05\x06\x07\x08\x09\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x20\x21")
 	file := filepath.Join(t.TempDir(), "psk")
 	if err := os.WriteFile(file, key, 0o600); err != nil {

@@ -9,6 +9,7 @@ import (
 // TestReadFrameHeader: an observer reads back what the frame writer wrote,
 // compressed or not, and stops at a bad magic or an oversized length.
 func TestReadFrameHeader(t *testing.T) {
+	t.Parallel()
 	big := make([]byte, 4096) // compresses
 	for _, tc := range []struct {
 		name     string
@@ -59,6 +60,7 @@ func TestReadFrameHeader(t *testing.T) {
 // TestReadHelloSession: an observer reads the session and stream count of
 // a HELLO the client marshals.
 func TestReadHelloSession(t *testing.T) {
+	t.Parallel()
 	h := hello{version: Version, mode: AuthInsecure, index: 2, count: 5, keepAlive: 1000, task: "t1"}
 	for i := range h.session {
 		h.session[i] = byte(i + 1)

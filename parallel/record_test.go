@@ -44,6 +44,7 @@ func opener(t testing.TB, key []byte, wire []byte) *recordReader {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	k, other := testRecordKeys()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var writes [][]byte

@@ -16,6 +16,7 @@ import (
 // discards where it became zero, coalesced into one entry per run (within
 // a chunk); Stats counts exactly the differing sectors.
 func TestDiff(t *testing.T) {
+	t.Parallel()
 	const size = 1 << 20
 	rng := rand.New(rand.NewPCG(1, 2))
 	old := make([]byte, size)
@@ -113,6 +114,7 @@ func TestDiff(t *testing.T) {
 
 // TestDiffErrors: a size or chunk that is not a multiple of the sector.
 func TestDiffErrors(t *testing.T) {
+	t.Parallel()
 	img := make([]byte, 8192)
 	for _, tc := range []struct {
 		name        string

@@ -15,6 +15,7 @@ import (
 
 // The same journal read through O_DIRECT on a regular file.
 func TestAlignedReaderDirectFile(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(20, 512)
 	j, _ := wl.Bytes()
 	path := writeJournal(t, j)
@@ -71,6 +72,7 @@ func TestShipLoopDevice(t *testing.T) {
 }
 
 func TestJournalID(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(23, 512)
 	wl.Entries = 2000
 	full, _ := wl.Bytes()

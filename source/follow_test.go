@@ -15,6 +15,7 @@ import (
 )
 
 func TestLogLabel(t *testing.T) {
+	t.Parallel()
 	l := LogLabel(7)
 	if seq, ok := ParseLogLabel(l); !ok || seq != 7 || len(l) > journal.MinSectorSize-33 {
 		t.Fatalf("LogLabel(7) = %q, parsed %d %v", l, seq, ok)
@@ -52,6 +53,7 @@ func rotatedLog(ctx context.Context, path, label string, wl fixtures.Workload, p
 // the third once the Follower has moved past it: the image is every
 // journal replayed in order, and the window numbers go on across logs.
 func TestFollowerRotations(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	logA, logB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
 	for _, p := range []string{logA, logB} {
@@ -144,6 +146,7 @@ func TestFollowerRotations(t *testing.T) {
 // after the next one began, starts again from the old one's durable
 // position and then goes on with the next.
 func TestFollowerResume(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	logA, logB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
 	const size = 4 << 20
@@ -204,6 +207,7 @@ func TestFollowerResume(t *testing.T) {
 }
 
 func TestNewFollowerRefuses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "log")
 	os.WriteFile(p, nil, 0o644)

@@ -20,6 +20,7 @@ import (
 )
 
 func TestStatsReport(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1000, 0)
 	for _, tc := range []struct {
 		name string
@@ -54,6 +55,7 @@ func TestStatsReport(t *testing.T) {
 }
 
 func TestErrorKind(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want string
@@ -96,6 +98,7 @@ func serverStatus(ctx context.Context, addr, task string) (control.TaskStatus, e
 // once everything is durable, status shows no lag, and the stats and
 // hooks account for every window.
 func TestShipReports(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(21, 512)
 	wl.Entries, wl.DeviceSize = 600, 4<<20
 	j, _ := wl.Bytes()

@@ -116,6 +116,7 @@ func bigWrites(t testing.TB, ss int) []byte {
 }
 
 func TestShipFile(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(1, 512)
 	wl.Entries = 3000
 	wl4k := fixtures.DefaultWorkload(2, 4096)
@@ -175,6 +176,7 @@ func workload(wl fixtures.Workload) func(t testing.TB) ([]byte, int64) {
 // A second run of the same journal finds everything durable and sends
 // nothing; a grown journal (same identity) sends only the new entries.
 func TestShipResumeFinished(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(3, 512)
 	wl.Entries = 2000
 	full, err := wl.Bytes()
@@ -228,6 +230,7 @@ func TestShipResumeFinished(t *testing.T) {
 // Streams cut in the middle of windows, several times: the ship resumes
 // from the durable position each time and the image is right.
 func TestShipResumeCutStreams(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(4, 512)
 	wl.Entries = 6000
 	wl.DeviceSize = 8 << 20
@@ -262,6 +265,7 @@ func TestShipResumeCutStreams(t *testing.T) {
 // The server dies (losing windows not applied) and comes back on the same
 // address with the state it had made durable.
 func TestShipResumeServerRestart(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(5, 4096)
 	wl.Entries = 4000
 	wl.DeviceSize = 16 << 20
@@ -308,6 +312,7 @@ func TestShipResumeServerRestart(t *testing.T) {
 }
 
 func TestShipFromMark(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(6, 512)
 	wl.Entries = 1000
 	j, err := wl.Bytes()
@@ -352,6 +357,7 @@ func TestShipFromMark(t *testing.T) {
 
 // Errors that reconnecting cannot cure end Run at once.
 func TestShipPermanentErrors(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(7, 512)
 	j, err := wl.Bytes()
 	if err != nil {
@@ -399,6 +405,7 @@ func TestShipPermanentErrors(t *testing.T) {
 
 // With no server at all, Run retries until RetryFor passes.
 func TestShipGivesUp(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(8, 512)
 	j, _ := wl.Bytes()
 	srv := newTestServer(t, parallel.ServerConfig{})
@@ -422,6 +429,7 @@ func TestShipGivesUp(t *testing.T) {
 // The default size creates a missing task and uses an existing one
 // whatever its size.
 func TestShipDefaultSize(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(9, 512)
 	j, _ := wl.Bytes()
 	path := writeJournal(t, j)
@@ -448,6 +456,7 @@ func TestShipDefaultSize(t *testing.T) {
 }
 
 func TestShipBandwidthLimit(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(10, 512)
 	wl.Entries = 300
 	j, _ := wl.Bytes()
@@ -487,6 +496,7 @@ func followGrowing(t *testing.T, cfg Config, path string, wl fixtures.Workload, 
 }
 
 func TestShipFollow(t *testing.T) {
+	t.Parallel()
 	for _, ss := range []int{512, 4096} {
 		t.Run(fmt.Sprint(ss), func(t *testing.T) {
 			wl := fixtures.DefaultWorkload(11, ss)
@@ -527,6 +537,7 @@ func TestShipFollow(t *testing.T) {
 
 // Stopping a follow (ctx canceled) sends what was read and waits for it.
 func TestShipFollowStop(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(12, 512)
 	wl.Entries = 400
 	j, _ := wl.Bytes()
@@ -555,6 +566,7 @@ func TestShipFollowStop(t *testing.T) {
 }
 
 func TestParseTargetStatus(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want TargetStatus
@@ -613,6 +625,7 @@ func (f *fakeDM) write(n uint64) {
 }
 
 func TestWatchTarget(t *testing.T) {
+	t.Parallel()
 	dm := &fakeDM{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -656,6 +669,7 @@ func TestWatchTarget(t *testing.T) {
 // A Shipper following a log whose target reports logging_disabled stops
 // with ErrLoggingDisabled after shipping what was logged.
 func TestShipLoggingDisabled(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(13, 512)
 	wl.Entries = 300
 	j, _ := wl.Bytes()
@@ -695,6 +709,7 @@ func TestShipLoggingDisabled(t *testing.T) {
 // fsyncs): entries must still become durable while it is written, with
 // the Shipper's default tail options.
 func TestShipFollowBusyLog(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)

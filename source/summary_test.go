@@ -11,6 +11,7 @@ import (
 
 // TestSummary: the --json summary of ship, field by field, and its rate.
 func TestSummary(t *testing.T) {
+	t.Parallel()
 	st := source.Stats{Journal: "xxh64:1", Task: "t", ImageSize: 1 << 20, Streams: 3, Entries: 10, Skipped: 2,
 		Windows: 4, Frames: 11, Bytes: 4096, WireBytes: 5000, Reconnects: 1,
 		Durable: control.Position{NextEntry: 9, NextWindow: 4}, Elapsed: 2 * time.Second}

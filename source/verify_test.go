@@ -97,6 +97,7 @@ func (v *liveVolume) mark(label string) error {
 // plain verify finds the task busy; with no ship running verify waits,
 // and a ship that starts after the mark lets it finish.
 func TestVerifyAtMark(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const size = 4 << 20
 	v := newLiveVolume(t, dir, size)

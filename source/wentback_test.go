@@ -17,6 +17,7 @@ import (
 // the ship with ErrWentBack, a permanent error naming both positions,
 // instead of a resend over the gap.
 func TestShipServerWentBack(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(9, 512)
 	wl.Entries = 2000
 	j, err := wl.Bytes()

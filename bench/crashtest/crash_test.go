@@ -376,6 +376,7 @@ func TestCrashtestFault(t *testing.T) {
 }
 
 func TestCrashtestStopsAtFirstFailure(t *testing.T) {
+	t.Parallel()
 	s := newSynth(t, fixtures.DefaultWorkload(2, 512), nil)
 	pts := s.wantPoints(crashtest.DefaultPoints, -1)
 	failAt := pts[len(pts)/2]
@@ -411,6 +412,7 @@ func TestCrashtestStopsAtFirstFailure(t *testing.T) {
 }
 
 func TestCrashtestOptionErrors(t *testing.T) {
+	t.Parallel()
 	s := newSynth(t, fixtures.DefaultWorkload(4, 512), nil)
 	ok := crashtest.CheckFunc(func(context.Context, *crashtest.State) ([]byte, error) { return nil, nil })
 	for _, tt := range []struct {
@@ -450,6 +452,7 @@ func firstFlush(s *synth) int64 {
 }
 
 func TestCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st := &crashtest.State{Point: crashtest.Point{Entry: journal.Entry{Index: 42, Flags: journal.FlagFUA}},
 		Image: filepath.Join(dir, "it's an image"), Target: filepath.Join(dir, "it's an image")}

@@ -86,6 +86,7 @@ func randBytes(rng *rand.Rand, n int) []byte {
 // rewrite, or alone) does not; a point that is not checked takes the
 // verdict of the one it is the same as.
 func TestDedupeExact(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 7))
 	s := newScript(t)
 	a := randBytes(rng, 8*scriptSS)
@@ -181,6 +182,7 @@ func TestDedupeExact(t *testing.T) {
 // point is never taken as the same as the point before when their states
 // differ, and every state checked is exact.
 func TestDedupeNeverSkipsADifference(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 99))

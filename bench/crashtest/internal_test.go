@@ -15,6 +15,7 @@ import (
 )
 
 func TestSpanSetMerged(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in, want []span
 	}{
@@ -58,6 +59,7 @@ func entries(specs ...string) []journal.Entry {
 }
 
 func TestCrashSubsets(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tt := range []struct {
 		name string
@@ -140,6 +142,7 @@ func readImage(t *testing.T, im *image) []byte {
 // TestLevelAndDiff: diff finds exactly the differing blocks, and level over
 // them (or over everything) makes the images equal, keeping holes holes.
 func TestLevelAndDiff(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 7))
 	const size = 4 << 20
 	buf, buf2 := make([]byte, 64<<10), make([]byte, 64<<10)
@@ -206,6 +209,7 @@ func firstDiffAt(a, b []byte) int {
 }
 
 func TestMtimeSentinel(t *testing.T) {
+	t.Parallel()
 	im := newImage(t, "m", 1<<20, nil, rand.New(rand.NewPCG(1, 1)))
 	if err := im.markClean(); err != nil {
 		t.Fatal(err)
@@ -225,6 +229,7 @@ func TestMtimeSentinel(t *testing.T) {
 }
 
 func TestParsePoints(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in   string
 		want Points
@@ -252,6 +257,7 @@ func TestParsePoints(t *testing.T) {
 }
 
 func TestParseFault(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in   string
 		want *Fault
@@ -278,6 +284,7 @@ func TestParseFault(t *testing.T) {
 // TestTrackedRecord: ranges recorded past the merge threshold are merged
 // on the way and still give the same union.
 func TestTrackedRecord(t *testing.T) {
+	t.Parallel()
 	var tr tracked
 	rng := rand.New(rand.NewPCG(4, 4))
 	covered := make([]bool, 1<<20)

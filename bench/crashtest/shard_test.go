@@ -17,6 +17,7 @@ import (
 // their counts differ by at most one, and together they report what the
 // whole run reports: the same states, verdicts and dedupes.
 func TestShards(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(13, 512)
 	wl.Entries = 300
 	s := newSynth(t, wl, nil)
@@ -82,6 +83,7 @@ func TestShards(t *testing.T) {
 }
 
 func TestParseShard(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in   string
 		want crashtest.Shard

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseLink(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want netbench.Link
@@ -63,6 +64,7 @@ func TestParseLink(t *testing.T) {
 }
 
 func TestParseLinkErrors(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"", "lan", "wan:rtt", "wan:rtt=-1ms", "wan:rtt=2m", "wan:flow=50", "wan:flow=50MB", "wan:flow=-5Mbit",
 		"wan:flow=0bit", "wan:link=xGbit", "wan:loss=1", "wan:loss=-0.1", "wan:loss=NaN", "wan:jitter=5ms",
@@ -75,6 +77,7 @@ func TestParseLinkErrors(t *testing.T) {
 }
 
 func TestRate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want int64
@@ -100,6 +103,7 @@ func TestRate(t *testing.T) {
 // The model of a kernel link is the WAN model with the same RTT, loss and
 // shared rate, and no per-flow cap of its own.
 func TestLinkModel(t *testing.T) {
+	t.Parallel()
 	l, err := netbench.ParseLink("vm:rtt=40ms,loss=0.1%,rate=16Mbit")
 	if err != nil {
 		t.Fatal(err)

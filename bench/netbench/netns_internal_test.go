@@ -13,6 +13,7 @@ import (
 // verifyImage accepts the journal replayed and refuses an image with one
 // byte changed, or one that is missing.
 func TestVerifyImage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	g, err := Workload{Kind: "rand4k", Size: 256 << 10, Device: 1 << 20, Compressible: 0.5, Seed: 3}.Generate(filepath.Join(dir, "j.log"))
 	if err != nil {
@@ -50,6 +51,7 @@ func TestVerifyImage(t *testing.T) {
 // percentage, and a tbf at the rate with a queue of one bandwidth-delay
 // product.
 func TestNetnsCommands(t *testing.T) {
+	t.Parallel()
 	l, err := ParseLink("netns:rtt=40ms,loss=0.1%,rate=16Mbit")
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,7 @@ func TestNetnsCommands(t *testing.T) {
 // /in, every repetition its own run, with the sweep's flags quoted for
 // the shell.
 func TestVMBenchCommand(t *testing.T) {
+	t.Parallel()
 	l, err := ParseLink("vm:rtt=40ms,loss=1%,rate=10Mbit")
 	if err != nil {
 		t.Fatal(err)

@@ -100,6 +100,7 @@ func sendWindows(ctx context.Context, s *parallel.Session, from, to uint64) erro
 // (unshaped, and a WAN model) and checks what its ledger read off the
 // frames.
 func TestProxyLedger(t *testing.T) {
+	t.Parallel()
 	for _, link := range []string{"loopback", "wan:rtt=2ms,flow=200Mbit,link=400Mbit"} {
 		t.Run(link, func(t *testing.T) {
 			srv := startAckServer(t)
@@ -151,6 +152,7 @@ func TestProxyLedger(t *testing.T) {
 // server's checksum, a reset or a cut ends the session, a stall only
 // delays it.
 func TestProxyFaults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		fault netbench.ConnFault
 		bit   uint64
@@ -205,6 +207,7 @@ func TestProxyFaults(t *testing.T) {
 // TestProxyBlock: a blocked proxy closes new connections at once, and
 // forwards them to the new upstream once unblocked.
 func TestProxyBlock(t *testing.T) {
+	t.Parallel()
 	a, b := startAckServer(t), startAckServer(t)
 	p := newProxy(t, a.l.Addr().String(), "loopback")
 	ctx := t.Context()
@@ -275,6 +278,7 @@ func floorTime(n int, rate float64) time.Duration {
 // model allows; how much slower is for benchmarks): the per-flow cap,
 // the shared link, the round trip.
 func TestProxyShaping(t *testing.T) {
+	t.Parallel()
 	send := func(t *testing.T, addr string, conns, n int, done <-chan int64) time.Duration {
 		start := time.Now()
 		var wg sync.WaitGroup

@@ -15,6 +15,7 @@ import (
 // with 1 and 3 streams, directly and through a WAN model, with a variant;
 // every measurement has its figures, and the plot draws.
 func TestSweep(t *testing.T) {
+	t.Parallel()
 	bin := netbench.LogshipBinary(t)
 	dir := t.TempDir()
 	g, err := netbench.Workload{Kind: "seq", Size: 12 << 20, Compressible: 0.5}.Generate(filepath.Join(dir, "seq.log"))
@@ -99,6 +100,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestMeasureErrors(t *testing.T) {
+	t.Parallel()
 	bin := netbench.LogshipBinary(t)
 	dir := t.TempDir()
 	l, _ := netbench.ParseLink("loopback")

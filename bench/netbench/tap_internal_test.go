@@ -42,6 +42,7 @@ func helloPayload(session byte, index, count uint16) []byte {
 // TestTapChunks feeds the same frames to a tap in chunks of many sizes:
 // the events and the DATA payload spans must not depend on the cuts.
 func TestTapChunks(t *testing.T) {
+	t.Parallel()
 	data := make([]byte, 3000)
 	for i := range data {
 		data[i] = byte(i)
@@ -112,6 +113,7 @@ func TestTapChunks(t *testing.T) {
 // TestTapBroken: a stream that is not frames stops the tap, without
 // events.
 func TestTapBroken(t *testing.T) {
+	t.Parallel()
 	n := 0
 	tp := &tap{emit: func(tapEvent) { n++ }}
 	tp.feed([]byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n-------------------"), time.Now())
@@ -127,6 +129,7 @@ func TestTapBroken(t *testing.T) {
 // TestLedger follows two sessions of two streams: windows, acks (one of
 // them naming a window of the earlier session), boundaries, latencies.
 func TestLedger(t *testing.T) {
+	t.Parallel()
 	l := NewLedger()
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }

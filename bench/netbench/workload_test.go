@@ -42,6 +42,7 @@ func readEntries(t *testing.T, path string) ([]journal.Entry, []byte) {
 }
 
 func TestWorkload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		wl                netbench.Workload
@@ -175,6 +176,7 @@ func checkShape(t *testing.T, es []journal.Entry, j []byte) {
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func TestWorkloadErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, wl := range []netbench.Workload{
 		{Kind: "seq"},
