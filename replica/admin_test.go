@@ -12,6 +12,7 @@ import (
 )
 
 func TestRemoveResize(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	j := newJournal(t, fixtures.DefaultWorkload(5, 512))
 	ctx := t.Context()
@@ -142,6 +143,7 @@ func leftovers(t *testing.T, dir string) {
 // A crash in the middle of a resize leaves State.Resize: opening the task
 // finishes it, whether the image was grown already or not.
 func TestResizeInterrupted(t *testing.T) {
+	t.Parallel()
 	for _, grown := range []bool{false, true} {
 		root := t.TempDir()
 		const size = 1 << 20
@@ -181,6 +183,7 @@ func TestResizeInterrupted(t *testing.T) {
 // server start removes it. RemoveTask and ResizeTask work on a directory
 // only while no server uses it.
 func TestOfflineTaskCalls(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	left := filepath.Join(dir, rmPrefix+"old-0123456789ab")
 	if err := os.MkdirAll(left, 0o700); err != nil {
@@ -228,6 +231,7 @@ func TestOfflineTaskCalls(t *testing.T) {
 // The states of a task no session holds (the others need sessions: the
 // tests of cmd/logship run them through the binary).
 func TestStateWithoutSession(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	rep := report{at: now}
 	for _, tc := range []struct {
@@ -252,6 +256,7 @@ func TestStateWithoutSession(t *testing.T) {
 
 // A task whose state is damaged is Corrupt in status, and can be removed.
 func TestRemoveCorrupt(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	j := newJournal(t, fixtures.DefaultWorkload(8, 512))
 	shipAll(t, ts, "bad", j)

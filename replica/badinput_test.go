@@ -13,6 +13,7 @@ import (
 // with the right code, the image is the state after the last good window,
 // and the next session resumes there.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	payload := func(sector, n uint64, flags journal.Flags) []byte {
 		e := journal.Entry{Sector: sector, NrSectors: n, Flags: flags, SectorSize: 512}
 		return control.AppendEntry(nil, e, make([]byte, e.PayloadLen()))
@@ -48,6 +49,7 @@ func TestBadInput(t *testing.T) {
 	} {
 		for _, m := range modes {
 			t.Run(tc.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
 				j := newJournal(t, fixtures.DefaultWorkload(21, 512))
 				ts := startServer(t, m.cfg)
 				ctx := t.Context()
@@ -96,6 +98,7 @@ func TestBadInput(t *testing.T) {
 // TestFirstWindowNumber: the first window must carry the number open
 // gave.
 func TestFirstWindowNumber(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	j := newJournal(t, fixtures.DefaultWorkload(2, 512))
 	ctx := t.Context()

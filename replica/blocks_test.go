@@ -22,6 +22,7 @@ import (
 // kind, but never backwards, before the durable position, or with a
 // barrier in the middle.
 func TestDecodeWindowSync(t *testing.T) {
+	t.Parallel()
 	exp := expect{pos: control.Position{Journal: control.SyncJournalPrefix + "v1 test", NextEntry: 10, NextWindow: 4}, sectorSize: 512, size: 64 << 10}
 	w := func(i uint64, s, n uint64) parallel.Frame { return frame(i, s, n, 0, "", 1) }
 	d := func(i uint64, s, n uint64) parallel.Frame { return frame(i, s, n, journal.FlagDiscard, "", 0) }
@@ -95,6 +96,7 @@ func randomImage(seed uint64, size int) []byte {
 // TestDigestsCall: the server's digests are those of the tree of its
 // image, at every level, with and without compare.
 func TestDigestsCall(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	const size = 3<<20 + 8192
 	img := randomImage(1, size)
@@ -169,6 +171,7 @@ func TestDigestsCall(t *testing.T) {
 }
 
 func TestReadCall(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	img := randomImage(2, 1<<20)
 	s := blocksTask(t, ts, "r", img)
@@ -191,6 +194,7 @@ func TestReadCall(t *testing.T) {
 
 // TestBlockCallsRefused: bad requests fail the call, not the session.
 func TestBlockCallsRefused(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

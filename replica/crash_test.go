@@ -14,6 +14,7 @@ import (
 // that recovery brought the image to a window boundary at or after the
 // last acked window; then the source resumes and finishes.
 func TestCrashGroupCommit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		crashAfter uint64
 		cpBytes    int64 // checkpoint after this many bytes applied
@@ -48,6 +49,7 @@ func TestCrashGroupCommit(t *testing.T) {
 // TestRetain: with Retain the staging logs stay and hold every window
 // shipped; without it they go once checkpointed.
 func TestRetain(t *testing.T) {
+	t.Parallel()
 	for _, retain := range []bool{false, true} {
 		j := newJournal(t, fixtures.DefaultWorkload(41, 512))
 		ts := startServer(t, Config{Retain: retain, CheckpointEvery: 10 * time.Millisecond, StagingRotate: 64 << 10})

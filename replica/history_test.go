@@ -54,6 +54,7 @@ func atOpen(label string) control.Open {
 // at each of its marks reads the journal replayed up to that mark, and
 // the temporary state is gone when the session ends.
 func TestOpenAtMark(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(61, 512)
 	wl.Entries = 600
 	j := newJournal(t, wl)
@@ -102,6 +103,7 @@ func TestOpenAtMark(t *testing.T) {
 // opened at a mark, a task without a full history, a task that does not
 // exist.
 func TestOpenAtRefused(t *testing.T) {
+	t.Parallel()
 	ship := func(t *testing.T, ts *testServer, task string, j *testJournal) {
 		s := ts.dial(t, task, 2)
 		tk, err := openCall(t.Context(), s, j.open(j.size))

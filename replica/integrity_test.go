@@ -48,6 +48,7 @@ func shipAcked(t *testing.T, ts *testServer, j *testJournal) string {
 // again at the last window before the damage. A torn tail instead
 // recovers silently.
 func TestStagingDamageOverServer(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(41, 512)
 	wl.Entries = 160
 	j := newJournal(t, wl)
@@ -166,6 +167,7 @@ func resumeAll(t *testing.T, ts *testServer, s *parallel.Session, j *testJournal
 // holder's report. Once the holder has gone, a new session holds the task
 // and may report (ship's follower does, before it can open).
 func TestReportOnlyFromHolder(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	ctx := t.Context()
 	j := newJournal(t, fixtures.DefaultWorkload(43, 512))
@@ -218,6 +220,7 @@ func startServerGrants(t *testing.T, g *Grants, atHandshake bool) *testServer {
 // FORBIDDEN, at the handshake or (without the transport's check) at open,
 // and nothing of it is created; status lists only granted tasks.
 func TestGrants(t *testing.T) {
+	t.Parallel()
 	g, err := ParseGrants(strings.NewReader("# test\ninsecure vol-* other\npsk:x *\n"), "grants")
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +266,7 @@ func TestGrants(t *testing.T) {
 }
 
 func TestParseGrants(t *testing.T) {
+	t.Parallel()
 	const cert = "cert:sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		file string
@@ -311,6 +315,7 @@ func TestParseGrants(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		dirs     []string
 		in, want string

@@ -7,6 +7,7 @@ import (
 )
 
 func TestCheckTask(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		ok   bool

@@ -68,6 +68,7 @@ func statusOf(t *testing.T, ts *testServer, task string) control.TaskStatus {
 }
 
 func TestReportStatusHooks(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []struct {
 		name string
 		sync bool
@@ -177,6 +178,7 @@ func TestReportStatusHooks(t *testing.T) {
 }
 
 func TestReportRefused(t *testing.T) {
+	t.Parallel()
 	var hc hookCounts
 	ts := startServer(t, Config{Hooks: hc.hooks()})
 	ctx := t.Context()

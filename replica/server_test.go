@@ -26,6 +26,7 @@ var modes = []struct {
 }
 
 func TestShip(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		for _, tc := range []struct {
 			name     string
@@ -38,6 +39,7 @@ func TestShip(t *testing.T) {
 			{"4096/3-streams/split", 4096, 3, 8192},
 		} {
 			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				wl := fixtures.DefaultWorkload(uint64(tc.ss+tc.streams), tc.ss)
 				wl.Entries = 600
 				if tc.ss == 4096 {
@@ -93,8 +95,10 @@ func TestShip(t *testing.T) {
 // TestResume ships a journal in three sessions: the second and third
 // resume from the durable position open reports.
 func TestResume(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
 			wl := fixtures.DefaultWorkload(7, 512)
 			wl.Entries = 900
 			j := newJournal(t, wl)
@@ -139,8 +143,10 @@ func TestResume(t *testing.T) {
 // TestRestart ships part of a journal, stops the server in order, starts
 // a new one on the same directory and finishes.
 func TestRestart(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
 			j := newJournal(t, fixtures.DefaultWorkload(11, 512))
 			ts := startServer(t, m.cfg)
 			ctx := t.Context()
@@ -162,6 +168,7 @@ func TestRestart(t *testing.T) {
 }
 
 func TestTaskBusy(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	j := newJournal(t, fixtures.DefaultWorkload(3, 512))
 	ctx := t.Context()
@@ -216,6 +223,7 @@ func TestTaskBusy(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	ctx := t.Context()
 	s := ts.dial(t, "exists", 1)
@@ -271,6 +279,7 @@ func TestOpenErrors(t *testing.T) {
 
 // TestDirLocked: two servers cannot share a directory.
 func TestDirLocked(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	if _, err := Open(t.Context(), Config{Dir: ts.cfg.Dir}); err == nil || !errorsIs(err, ErrDirBusy) {
 		t.Fatalf("second server on the directory: %v, want ErrDirBusy", err)
@@ -279,6 +288,7 @@ func TestDirLocked(t *testing.T) {
 
 // TestWindowBeforeOpen: a window needs an open first.
 func TestWindowBeforeOpen(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, Config{})
 	s := ts.dial(t, "t", 1)
 	ctx := t.Context()
@@ -294,8 +304,10 @@ func TestWindowBeforeOpen(t *testing.T) {
 // TestSmallCredit ships through a credit that holds only a few windows:
 // the server's memory is bounded by it, and nothing waits for more.
 func TestSmallCredit(t *testing.T) {
+	t.Parallel()
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
 			wl := fixtures.DefaultWorkload(13, 512)
 			wl.Entries = 1500
 			j := newJournal(t, wl)

@@ -65,6 +65,7 @@ func writeStaging(t testing.TB, dir string, j *testJournal, ws []*window, rotate
 }
 
 func TestStagingScan(t *testing.T) {
+	t.Parallel()
 	j := newJournal(t, fixtures.DefaultWorkload(5, 512))
 	ws := testWindows(t, j, barrier.Limits{MaxEntries: 8})
 	dir := t.TempDir()
@@ -159,6 +160,7 @@ func stagedWindows(t testing.TB, p string) []stagedWindow {
 // durable before a later window was appended is corruption: a
 // *StagingError naming the file, the window's first entry and its offset.
 func TestStagingTornTail(t *testing.T) {
+	t.Parallel()
 	wl := fixtures.DefaultWorkload(6, 512)
 	wl.Entries, wl.MaxWriteSectors = 200, 8
 	j := newJournal(t, wl)
@@ -291,6 +293,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // TestRecover: a task whose checkpoint is at the start of its staging
 // logs is brought to the end of them by recover.
 func TestRecover(t *testing.T) {
+	t.Parallel()
 	for _, retain := range []bool{false, true} {
 		j := newJournal(t, fixtures.DefaultWorkload(9, 512))
 		ws := testWindows(t, j, barrier.Limits{MaxEntries: 10})

@@ -11,6 +11,7 @@ import (
 )
 
 func TestStateRoundTrip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	want := State{Size: 1 << 30, SectorSize: 4096,
 		Durable:    control.Position{Journal: "xxh64:0123456789abcdef", NextEntry: 77, NextWindow: 9},
@@ -35,6 +36,7 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestStateRefused(t *testing.T) {
+	t.Parallel()
 	for name, body := range map[string]string{
 		"not json":        "{",
 		"version":         `{"version":2,"size":512,"sector_size":512}`,

@@ -19,6 +19,7 @@ func frame(index uint64, sector, n uint64, flags journal.Flags, label string, b 
 }
 
 func TestDecodeWindow(t *testing.T) {
+	t.Parallel()
 	exp := expect{pos: control.Position{Journal: "j", NextEntry: 10, NextWindow: 4}, sectorSize: 512, size: 64 << 10} // 128 sectors
 	w := func(i uint64, s, n uint64) parallel.Frame { return frame(i, s, n, 0, "", 1) }
 	for _, tc := range []struct {
@@ -85,6 +86,7 @@ func TestDecodeWindow(t *testing.T) {
 
 // TestDecodeWindow4K: sectors count in the journal's sector size.
 func TestDecodeWindow4K(t *testing.T) {
+	t.Parallel()
 	exp := expect{pos: control.Position{}, sectorSize: 4096, size: 1 << 20} // 256 sectors
 	mk := func(sector, n uint64) []parallel.Frame {
 		e := journal.Entry{Sector: sector, NrSectors: n, SectorSize: 4096}

@@ -20,6 +20,7 @@ import (
 // then crashes the server mid-way through more windows) recovers it to a
 // window boundary at or past the last ack.
 func TestWriteThrough(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		through     int64
@@ -91,6 +92,7 @@ func TestWriteThrough(t *testing.T) {
 // exactly there (the crash comes between windows, so no window is half
 // written), and that the source then finishes.
 func TestWriteThroughCrash(t *testing.T) {
+	t.Parallel()
 	for _, crashAfter := range []uint64{5, 30} {
 		t.Run(itoa(int(crashAfter)), func(t *testing.T) {
 			wl := fixtures.DefaultWorkload(77+crashAfter, 512)
