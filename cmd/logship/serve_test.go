@@ -277,6 +277,7 @@ func TestServeShip(t *testing.T) {
 	t.Parallel()
 	for _, mode := range [][]string{nil, {"--sync-per-window"}} {
 		t.Run(strings.Join(append([]string{"default"}, mode...), ""), func(t *testing.T) {
+			t.Parallel()
 			j, o := serveJournal(t, 3)
 			dir := t.TempDir()
 			p := startServe(t, dir, mode...)
@@ -324,6 +325,7 @@ func TestServeKill(t *testing.T) {
 		{"sync-per-window", []string{"--sync-per-window"}, 60, 3 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			j, o := serveJournal(t, 5+tc.killAfter)
 			dir := t.TempDir()
 			p := startServe(t, dir, tc.flags...)
