@@ -41,10 +41,61 @@ type serveProc struct {
 	addr string
 	dir  string
 
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr lineLog
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit status
+}
+
+// lineLog is a child's stderr, line by line, that a test can wait on.
+type lineLog struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	grew chan struct{} // closed and replaced at every line
+}
+
+func (l *lineLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.WriteString(line + "\n")
+	if l.grew != nil {
+		close(l.grew)
+		l.grew = nil
+	}
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitCount waits, for up to a minute, until the log holds at least n
+// occurrences of s. done is closed once the process exited and its last
+// line was added.
+func (l *lineLog) waitCount(t *testing.T, s string, n int, done <-chan struct{}) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		l.mu.Lock()
+		if l.grew == nil {
+			l.grew = make(chan struct{})
+		}
+		got, grew := strings.Count(l.buf.String(), s), l.grew
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-grew:
+		case <-done:
+			if strings.Count(l.String(), s) < n {
+				t.Fatalf("the process exited with %d of %q in its log, want %d:\n%s", got, s, n, l.String())
+			}
+			return
+		case <-timeout:
+			t.Fatalf("%d of %q in the log after a minute, want %d:\n%s", got, s, n, l.String())
+		}
+	}
 }
 
 // startServe runs `logship serve --listen 127.0.0.1:0 --dir dir --insecure
@@ -71,9 +122,7 @@ func startServeAuth(t *testing.T, dir string, auth []string, extra ...string) *s
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			p.mu.Lock()
-			p.stderr.WriteString(line + "\n")
-			p.mu.Unlock()
+			p.stderr.add(line)
 			if _, a, ok := strings.Cut(line, "listening on "); ok {
 				a, _, _ = strings.Cut(a, " ")
 				addr <- a
@@ -100,11 +149,7 @@ func startServeAuth(t *testing.T, dir string, auth []string, extra ...string) *s
 	return p
 }
 
-func (p *serveProc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *serveProc) log() string { return p.stderr.String() }
 
 // stop sends sig and waits for the exit.
 func (p *serveProc) stop(t *testing.T, sig os.Signal) error {
@@ -505,12 +550,7 @@ func TestServeAuth(t *testing.T) {
 					t.Fatal("a client with the wrong credentials was served")
 				}
 			}
-			for i := 0; !strings.Contains(p.log(), "refused"); i++ {
-				if i == 100 {
-					t.Fatalf("the server did not log the refusal:\n%s", p.log())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			p.stderr.waitCount(t, "refused", 1, p.done)
 		})
 	}
 }

@@ -87,8 +87,9 @@ type shipProc struct {
 	cmd    *exec.Cmd
 	stdout bytes.Buffer
 
+	stderr lineLog
+
 	mu      sync.Mutex
-	stderr  bytes.Buffer
 	durable int64         // last "durable to entry N" of the progress
 	moved   chan struct{} // closed and replaced when durable moves
 	done    chan struct{}
@@ -112,8 +113,8 @@ func startShip(t *testing.T, args ...string) *shipProc {
 		sc.Split(splitCRLF)
 		for sc.Scan() {
 			line := sc.Text()
+			p.stderr.add(line)
 			p.mu.Lock()
-			p.stderr.WriteString(line + "\n")
 			if _, rest, ok := strings.Cut(line, "durable to entry "); ok {
 				n, _, _ := strings.Cut(rest, ",")
 				if v, err := strconv.ParseInt(n, 10, 64); err == nil && v != p.durable {
@@ -149,11 +150,7 @@ func splitCRLF(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
-func (p *shipProc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *shipProc) log() string { return p.stderr.String() }
 
 // waitDurable waits until the progress says at least n entries are durable.
 func (p *shipProc) waitDurable(t *testing.T, n int64) {
@@ -235,11 +232,7 @@ func TestShipKillServe(t *testing.T) {
 	p.cmd.Process.Kill()
 	<-p.done
 	// ship fails to reconnect to the dead server before it comes back.
-	for deadline := time.Now().Add(time.Minute); strings.Count(s.log(), "cannot connect to") < before+1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("ship did not retry:\n%s", s.log())
-		}
-	}
+	s.stderr.waitCount(t, "cannot connect to", before+1, s.done)
 	p2 := startServe(t, srvDir, "--listen", p.addr)
 	s.wait(t)
 	jr, _ := journal.NewReader(bytes.NewReader(j), int64(len(j)))
