@@ -48,17 +48,20 @@ const hugePage = 2 << 20
 
 // buffers returns n buffers of size bytes, aligned to bufAlign, and the
 // function that releases them, to be called once none is in use. They are
-// cut from one anonymous mapping that asks for transparent huge pages:
-// the first touch of a buffer then costs one page fault per 2 MiB instead
-// of one per 4 KiB, which counts where page faults are dear (in a
-// virtual machine). Without such a mapping, buffers come from the heap.
+// cut from one anonymous mapping aligned to a huge page: where
+// transparent huge pages are enabled for every mapping ("always"), the
+// first touch of a buffer then costs one page fault per 2 MiB instead of
+// one per 4 KiB if the kernel has huge pages free, which counts where
+// page faults are dear (in a virtual machine). It does not ask for them
+// (MADV_HUGEPAGE): with the default defrag setting that makes faults
+// compact memory until one is free, a stall not worth a replay's few
+// megabytes. Without such a mapping, buffers come from the heap.
 func buffers(n, size int) ([][]byte, func()) {
 	step := (size + bufAlign - 1) &^ (bufAlign - 1)
 	m, err := unix.Mmap(-1, 0, n*step+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return heapBuffers(n, size), func() {}
 	}
-	unix.Madvise(m, unix.MADV_HUGEPAGE) // advice: without it, 4 KiB pages
 	a := alignUp(m, hugePage)
 	bufs := make([][]byte, n)
 	for i := range bufs {
