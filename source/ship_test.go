@@ -139,8 +139,6 @@ func TestShipFile(t *testing.T) {
 		{name: "direct", streams: 4, journal: workload(wl4k), direct: true},
 		{name: "big-writes", streams: 4, journal: func(t testing.TB) ([]byte, int64) { return bigWrites(t, 512), 24 << 20 }},
 		{name: "big-writes-4096", streams: 2, journal: func(t testing.TB) ([]byte, int64) { return bigWrites(t, 4096), 64 << 20 }},
-		{name: "mixed-sizes", streams: 2, journal: func(t testing.TB) ([]byte, int64) { return mixedWrites(t, 512) }},
-		{name: "mixed-sizes-direct", streams: 3, direct: true, journal: func(t testing.TB) ([]byte, int64) { return mixedWrites(t, 4096) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j, size := tc.journal(t)
