@@ -61,39 +61,17 @@ type entrySource interface {
 	Index() int64
 }
 
-// restSource adapts a journal.Reader. After a large entry it reads the
-// next header alone, not the Reader's read-ahead from it: the read-ahead
-// would not hold a large payload whole, so ReadPayload would read it again
-// (every byte of a journal of large writes read twice).
-type restSource struct {
-	r     *journal.Reader
-	large bool // the last entry's payload was large
-}
+// restSource adapts a journal.Reader.
+type restSource struct{ r *journal.Reader }
 
-// largePayload is the payload size from which the next header is read
-// alone.
-const largePayload = journal.DefaultReadAhead / 4
-
-func (s *restSource) Next(ctx context.Context) (journal.Entry, error) {
+func (s restSource) Next(ctx context.Context) (journal.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return journal.Entry{}, err
 	}
-	var (
-		e   journal.Entry
-		err error
-	)
-	if s.large {
-		e, err = s.r.NextHeader()
-	} else {
-		e, err = s.r.Next()
-	}
-	if err == nil {
-		s.large = e.PayloadLen() >= largePayload
-	}
-	return e, err
+	return s.r.Next()
 }
-func (s *restSource) ReadPayload(e journal.Entry, p []byte) error { return s.r.ReadPayload(e, p) }
-func (s *restSource) Index() int64                                { return s.r.Index() }
+func (s restSource) ReadPayload(e journal.Entry, p []byte) error { return s.r.ReadPayload(e, p) }
+func (s restSource) Index() int64                                { return s.r.Index() }
 
 // source returns the entries of the journal from entry index from on.
 // With follow the journal is tailed; otherwise it is read to its last
@@ -119,7 +97,7 @@ func (j *journalFile) source(ctx context.Context, follow bool, o journal.TailOpt
 		}
 		return nil, j.wrap(err)
 	}
-	return &restSource{r: r}, nil
+	return restSource{r}, nil
 }
 
 // identify returns the journal's identity and superblock; with follow it

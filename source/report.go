@@ -72,7 +72,7 @@ func headOf(src entrySource) int64 {
 		if ok {
 			return int64(sb.NrEntries)
 		}
-	case *restSource:
+	case restSource:
 		return s.r.Len()
 	}
 	return 0

@@ -352,9 +352,7 @@ var errIdle = errors.New("source: journal idle")
 // acked); otherwise err is a failure to retry or a stop.
 func (s *Shipper) session(ctx context.Context, j *journalFile, id string, super journal.Super) (done bool, err error) {
 	cfg := &s.cfg
-	cc := cfg.Client
-	cc.Written = putPayload // the DATA payloads come from getPayload
-	sess, err := parallel.Dial(ctx, cfg.Addr, cc)
+	sess, err := parallel.Dial(ctx, cfg.Addr, cfg.Client)
 	if err != nil {
 		return false, err
 	}
@@ -429,7 +427,7 @@ func (s *Shipper) session(ctx context.Context, j *journalFile, id string, super 
 	w.split = barrier.NewSplitter(lim)
 	readErr := w.skip(pos.NextEntry, from, lim.MaxEntries)
 	if readErr == nil {
-		readErr = w.ship(ctx, lim.MaxBytes)
+		readErr = w.ship(ctx)
 	}
 	if readErr != nil && ctx.Err() == nil {
 		if errors.Is(readErr, context.Canceled) && sess.Err() != nil {
@@ -639,14 +637,11 @@ func (w *windowSender) skip(first, end int64, perWindow int) error {
 }
 
 // ship reads entries until the journal ends (nil) or ctx ends or an error
-// occurs (returned); every window closed by then has been sent. The
-// journal is read up to readAhead bytes ahead of the sending.
-func (w *windowSender) ship(ctx context.Context, readAhead int64) error {
+// occurs (returned); every window closed by then has been sent.
+func (w *windowSender) ship(ctx context.Context) error {
 	follow := w.s.cfg.Follow
-	ra := w.startReadAhead(ctx, readAhead)
-	defer ra.stop()
 	for {
-		re, err := ra.next(ctx, follow && w.split.Pending() > 0)
+		e, err := w.next(ctx, follow && w.split.Pending() > 0)
 		switch {
 		case err == errIdle:
 			if ow := w.split.Close(); ow != nil {
@@ -667,18 +662,19 @@ func (w *windowSender) ship(ctx context.Context, readAhead int64) error {
 			}
 			return err
 		case err != nil:
-			return err // named by the read-ahead
+			return w.j.wrap(err)
 		}
-		e := re.e
-		w.readAt = re.at
-		w.s.noteRead(e, re.head, w.readAt)
+		if err := w.check(e); err != nil {
+			return err
+		}
+		w.readAt = time.Now()
+		w.s.noteRead(e, headOf(w.src), w.readAt)
 		sent := false
 		for _, cw := range w.split.Add(e) {
 			if cw.Last() == e.Index {
-				if err := w.sendEntry(re, w.base+cw.Seq); err != nil {
+				if err := w.sendEntry(e, w.base+cw.Seq); err != nil {
 					return err
 				}
-				ra.done(re)
 				w.lastEnd = e.NextOffset()
 				sent = true
 			}
@@ -687,14 +683,34 @@ func (w *windowSender) ship(ctx context.Context, readAhead int64) error {
 			}
 		}
 		if !sent {
-			if err := w.sendEntry(re, w.base+w.closed); err != nil {
+			if err := w.sendEntry(e, w.base+w.closed); err != nil {
 				return err
 			}
-			ra.done(re)
 			w.lastEnd = e.NextOffset()
 			w.s.noteRead(e, 0, w.readAt) // the open window may have just begun
 		}
 	}
+}
+
+// next returns the next entry; with idle, errIdle when none comes within
+// IdleFlush.
+func (w *windowSender) next(ctx context.Context, idle bool) (journal.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		// A Tailer with entries ready returns them without looking at
+		// ctx: a stop must not wait for the backlog.
+		return journal.Entry{}, err
+	}
+	if !idle {
+		return w.src.Next(ctx)
+	}
+	ictx, cancel := context.WithTimeout(ctx, w.s.cfg.IdleFlush)
+	e, err := w.src.Next(ictx)
+	cancel()
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		w.s.noteHead(headOf(w.src))
+		return e, errIdle
+	}
+	return e, err
 }
 
 // check refuses an entry the server could not apply.
@@ -711,17 +727,49 @@ func maxFrameData(sectorSize int64) int64 {
 	return (parallel.MaxPayload - control.EntryHeader) / sectorSize * sectorSize
 }
 
-// sendEntry sends the DATA frames of re (readFrames) in window seq. The
-// payloads are handed over to the session.
-func (w *windowSender) sendEntry(re *readEntry, seq uint64) error {
-	for i, p := range re.frames {
+// sendEntry sends e as one DATA frame of window seq, or as several
+// sub-range frames when its data does not fit one.
+func (w *windowSender) sendEntry(e journal.Entry, seq uint64) error {
+	total := e.PayloadLen()
+	if !e.IsWrite() {
+		total = 0
+	}
+	ss := int64(e.SectorSize)
+	chunk := maxFrameData(ss)
+	frames := max(1, (total+chunk-1)/chunk)
+	if cost := w.sess.WindowCost(int(frames), total+frames*control.EntryHeader+int64(len(e.Label))); cost > w.sess.Credit() {
+		return fmt.Errorf("%w: entry %d (%s of %d bytes at journal offset %d) needs %d bytes of credit in one window, the server grants %d",
+			ErrEntryTooLarge, e.Index, e.Flags, total, e.Offset, cost, w.sess.Credit())
+	}
+	if total <= chunk {
+		buf := make([]byte, control.EntryHeader+len(e.Label)+int(total))
+		control.AppendEntry(buf[:0], e, nil)
+		if total > 0 {
+			if err := w.src.ReadPayload(e, buf[control.EntryHeader:]); err != nil {
+				return w.j.wrap(err)
+			}
+		}
+		return w.send(parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(e.Index), Payload: buf}, 1, total)
+	}
+	for off := int64(0); off < total; off += chunk {
+		n := min(chunk, total-off)
+		sub := e
+		sub.Sector = e.Sector + uint64(off/ss)
+		sub.NrSectors = uint64(n / ss)
+		buf := make([]byte, control.EntryHeader+int(n))
+		control.AppendEntry(buf[:0], sub, nil)
+		if m, err := w.j.r.ReadAt(buf[control.EntryHeader:], e.PayloadOffset()+off); int64(m) < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return w.j.wrap(&journal.EntryError{Index: e.Index, Offset: e.Offset,
+				Err: fmt.Errorf("reading %d payload bytes at %d: %w", n, e.PayloadOffset()+off, err)})
+		}
 		entries := int64(0)
-		if i == len(re.frames)-1 {
+		if off+n == total {
 			entries = 1
 		}
-		re.frames[i] = payload{}
-		f := parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(re.e.Index), Payload: p.b, Sum: p.sum, Summed: true}
-		if err := w.send(f, entries); err != nil {
+		if err := w.send(parallel.Frame{Type: parallel.TypeData, Window: seq, Entry: uint64(e.Index), Payload: buf}, entries, n); err != nil {
 			return err
 		}
 	}
@@ -729,7 +777,7 @@ func (w *windowSender) sendEntry(re *readEntry, seq uint64) error {
 }
 
 // send sends one frame, within the bandwidth limit.
-func (w *windowSender) send(f parallel.Frame, entries int64) error {
+func (w *windowSender) send(f parallel.Frame, entries, data int64) error {
 	if lim := w.s.lim; lim != nil {
 		for n := len(f.Payload); n > 0; {
 			k := min(n, lim.Burst())
