@@ -2,7 +2,6 @@ package replica
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,53 +54,5 @@ func TestStateRefused(t *testing.T) {
 	}
 	if _, err := loadState(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing state: %v, want ErrNotExist", err)
-	}
-}
-
-// TestStateAfter: the new state is written while before runs and put in
-// place only once it returned without error; when before fails, the old
-// state stays and no temp file is left.
-func TestStateAfter(t *testing.T) {
-	old := State{Size: 1 << 20, SectorSize: 512, Durable: control.Position{Journal: "j", NextEntry: 5, NextWindow: 2}}
-	next := old
-	next.Durable.NextEntry, next.Durable.NextWindow = 9, 3
-	errSync := errors.New("image sync failed")
-	for _, tc := range []struct {
-		name   string
-		before func(dir string) error
-		want   State
-		err    error
-	}{
-		{"synced", func(dir string) error {
-			// The old state is still in place while before runs.
-			if st, err := loadState(dir); err != nil || st.Durable != old.Durable {
-				return fmt.Errorf("state during before: %+v, %v", st.Durable, err)
-			}
-			return nil
-		}, next, nil},
-		{"sync failed", func(string) error { return errSync }, old, errSync},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := saveState(dir, old); err != nil {
-				t.Fatal(err)
-			}
-			err := saveStateAfter(dir, next, func() error { return tc.before(dir) })
-			if !errors.Is(err, tc.err) {
-				t.Fatalf("saveStateAfter: %v, want %v", err, tc.err)
-			}
-			got, err := loadState(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.want.Version = stateVersion
-			if got != tc.want {
-				t.Errorf("state %+v, want %+v", got, tc.want)
-			}
-			des, _ := os.ReadDir(dir)
-			if len(des) != 1 || des[0].Name() != stateFile {
-				t.Errorf("directory holds %v, want only %s", des, stateFile)
-			}
-		})
 	}
 }
