@@ -294,9 +294,12 @@ func (a *syncApplier) put(ctx context.Context, w *window) error {
 		a.srv.applied(a.t, w, time.Since(start))
 	}
 	if err == nil {
+		err = a.t.img.Sync()
+	}
+	if err == nil {
 		st := a.t.state()
 		st.Durable, st.SectorSize, st.Checkpoint = w.pos(), a.ss, Checkpoint{}
-		err = a.t.saveAfter(st, a.t.img.Sync) // the state is renamed into place after the image sync
+		err = a.t.save(st)
 	}
 	if err != nil {
 		a.err = fmt.Errorf("task %s: %w", a.t.name, err)
@@ -587,15 +590,14 @@ func (a *groupApplier) apply() error {
 
 // checkpoint syncs the image and moves the checkpoint after w, then drops
 // the staging logs before it (unless retained).
-//
-// The new state file is written and synced while the image sync runs, and
-// renamed into place after it: a crash before the rename leaves the old
-// state, whatever the image sync did.
 func (a *groupApplier) checkpoint(w *window) error {
+	if err := a.t.img.Sync(); err != nil {
+		return err
+	}
 	st := a.t.state()
 	st.Durable, st.SectorSize = w.pos(), a.ss
 	st.Checkpoint = Checkpoint{Staging: w.stagingFile, Entry: w.stagingNext}
-	if err := a.t.saveAfter(st, a.t.img.Sync); err != nil {
+	if err := a.t.save(st); err != nil {
 		return err
 	}
 	if !a.srv.cfg.Retain {

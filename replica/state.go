@@ -95,43 +95,20 @@ func loadState(dir string) (State, error) {
 
 // saveState writes the state file of the task in dir durably.
 func saveState(dir string, s State) error {
-	return saveStateAfter(dir, s, nil)
-}
-
-// saveStateAfter writes the state file of the task in dir durably once
-// before has returned without error: the new file is written and synced
-// while before runs (an image sync that the new state depends on), and
-// renamed into place only after it. Nothing changes if before fails.
-func saveStateAfter(dir string, s State, before func() error) error {
 	s.Version = stateVersion
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileDurable(dir, stateFile, append(b, '\n'), before)
+	return writeFileDurable(dir, stateFile, append(b, '\n'))
 }
 
 // writeFileDurable replaces dir/name with data so that after a crash the
 // file holds either the old or the new content: a temp file, fsync,
-// rename, fsync of the directory. With before, the temp file is written
-// and synced while before runs, and renamed only if before succeeds.
-func writeFileDurable(dir, name string, data []byte, before func() error) error {
-	var berr error
-	done := make(chan struct{})
-	if before == nil {
-		close(done)
-	} else {
-		go func() {
-			defer close(done)
-			berr = before()
-		}()
-	}
+// rename, fsync of the directory.
+func writeFileDurable(dir, name string, data []byte) error {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
-		<-done
-		if berr != nil {
-			return berr
-		}
 		return ioErr("creating a temp file in", dir, err)
 	}
 	tmp := f.Name()
@@ -141,11 +118,6 @@ func writeFileDurable(dir, name string, data []byte, before func() error) error 
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	<-done
-	if berr != nil {
-		os.Remove(tmp)
-		return berr
 	}
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(dir, name))

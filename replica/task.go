@@ -56,12 +56,8 @@ func (t *task) state() State {
 }
 
 // save writes st as the task's state file.
-func (t *task) save(st State) error { return t.saveAfter(st, nil) }
-
-// saveAfter writes st as the task's state file once before has returned
-// without error (saveStateAfter), and returns before's error if not.
-func (t *task) saveAfter(st State, before func() error) error {
-	if err := saveStateAfter(t.dir, st, before); err != nil {
+func (t *task) save(st State) error {
+	if err := saveState(t.dir, st); err != nil {
 		return err
 	}
 	t.mu.Lock()
