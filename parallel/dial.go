@@ -82,12 +82,6 @@ type ClientConfig struct {
 	// Compress DATA and CALL payloads with zstd (per frame, when smaller).
 	Compress bool
 	Timeouts Timeouts
-	// Written, if set, is called with the payload of each DATA frame once
-	// a stream's writer is done with it (written to the connection's
-	// buffers): the caller may then reuse the buffer (a pool). It is not
-	// called for frames dropped when the session fails. It runs on the
-	// stream's writer goroutine and must not block.
-	Written func(payload []byte)
 }
 
 // ServerConfig configures Listen. Exactly one of TLS, PSK and Insecure
@@ -338,7 +332,6 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Session, error) 
 	ok := conns[0].ok
 	s := newSession(roleClient, conns, cfg.Timeouts, clampKeepAlive(ok.keepAlive))
 	s.id, s.task, s.mode, s.compress = id, cfg.Task, mode, cfg.Compress
-	s.written = cfg.Written
 	s.credit.limit = int64(ok.credit)
 	s.credit.changed = make(chan struct{})
 	s.acks.changed = make(chan struct{})

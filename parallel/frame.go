@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -116,13 +115,6 @@ type Frame struct {
 	Entry   uint64
 	Ordinal uint32
 	Payload []byte
-	// Sum, when Summed is set on a DATA frame given to SendFrame, is the
-	// xxhash64 of Payload, computed by the caller (while the bytes were
-	// still in its CPU's cache): the stream's writer then does not read
-	// the payload again to hash it. A wrong Sum fails the frame at the
-	// receiver (ErrChecksum). Decoded frames have neither.
-	Sum    uint64
-	Summed bool
 }
 
 // header is a frame header on the wire.
@@ -204,23 +196,15 @@ func (h *header) validate(stream int) error {
 
 // frameWriter encodes frames onto a buffered writer.
 type frameWriter struct {
-	w      *bufio.Writer
-	direct *net.TCPConn  // w's writer when it is a plain TCP connection
-	enc    *zstd.Encoder // created on first compressed frame
-	buf    []byte        // compression output, reused
-	hdr    header
+	w   *bufio.Writer
+	enc *zstd.Encoder // created on first compressed frame
+	buf []byte        // compression output, reused
+	hdr header
 }
 
 func newFrameWriter(w io.Writer, size int) *frameWriter {
-	fw := &frameWriter{w: bufio.NewWriterSize(w, size)}
-	fw.direct, _ = w.(*net.TCPConn)
-	return fw
+	return &frameWriter{w: bufio.NewWriterSize(w, size)}
 }
-
-// minDirect is the smallest payload that a frameWriter on a plain TCP
-// connection writes with its header in one writev, instead of copying
-// it through the buffer.
-const minDirect = 64 << 10
 
 // minCompress is the smallest payload worth trying to compress.
 const minCompress = 256
@@ -247,23 +231,7 @@ func (fw *frameWriter) write(f *Frame, compress bool) (int, error) {
 			flags |= FlagZstd
 		}
 	}
-	var sum uint64
-	if f.Summed && flags&FlagZstd == 0 {
-		sum = f.Sum
-	} else {
-		sum = xxhash.Sum64(payload)
-	}
-	fw.hdr.put(f, flags, len(payload), len(f.Payload), sum)
-	if fw.direct != nil && len(payload) >= minDirect {
-		if err := fw.w.Flush(); err != nil {
-			return 0, err
-		}
-		v := net.Buffers{fw.hdr[:], payload}
-		if _, err := v.WriteTo(fw.direct); err != nil {
-			return 0, err
-		}
-		return HeaderSize + len(payload), nil
-	}
+	fw.hdr.put(f, flags, len(payload), len(f.Payload), xxhash.Sum64(payload))
 	if _, err := fw.w.Write(fw.hdr[:]); err != nil {
 		return 0, err
 	}
@@ -286,49 +254,19 @@ func (fw *frameWriter) close() {
 type frameReader struct {
 	r       io.Reader
 	stream  int           // for error messages
-	pool    *payloadPool  // payload buffers (nil: fresh ones)
 	dec     *zstd.Decoder // created on first compressed frame
 	scratch []byte        // compressed payloads, reused
-	sum     *xxhash.Digest
 	hdr     header
-
-	// With br, r is br and raw what br reads from: large payloads are
-	// read from raw straight into their buffers once br is empty, and the
-	// header after one too, instead of through br's buffer and a copy.
-	br     *bufio.Reader
-	raw    io.Reader
-	direct bool // the last payload was read from raw
 }
 
 func newFrameReader(r io.Reader, stream int) *frameReader {
-	return &frameReader{r: r, stream: stream, sum: xxhash.New()}
+	return &frameReader{r: r, stream: stream}
 }
-
-// newBufferedFrameReader reads frames through br, which reads from raw.
-func newBufferedFrameReader(br *bufio.Reader, raw io.Reader, stream int) *frameReader {
-	fr := newFrameReader(br, stream)
-	fr.br, fr.raw = br, raw
-	return fr
-}
-
-// minDirectRead is the least a read must ask for to bypass the buffer;
-// maxHashedRead the most a read of a payload asks for, so that what it
-// read is still in the CPU's cache when it is hashed.
-const (
-	minDirectRead = 64 << 10
-	maxHashedRead = 256 << 10
-)
 
 // readHeader reads and validates the next header. An io.EOF before the
 // first byte is returned as is; a header cut short is io.ErrUnexpectedEOF.
 func (fr *frameReader) readHeader() (*header, error) {
-	r := fr.r
-	if fr.direct && fr.br.Buffered() == 0 {
-		// After a large payload, most likely another one: a read of
-		// the buffer's size would take its first bytes, to be copied.
-		r = fr.raw
-	}
-	if _, err := io.ReadFull(r, fr.hdr[:]); err != nil {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
 		return nil, err
 	}
 	if err := fr.hdr.validate(fr.stream); err != nil {
@@ -350,19 +288,15 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		wire = fr.scratch[:n]
 	} else {
-		wire = fr.pool.get(n)
+		wire = getPayload(n)
 	}
-	got, err := fr.readHashed(wire)
-	if err != nil {
-		if !compressed {
-			fr.pool.put(wire)
+	if _, err := io.ReadFull(fr.r, wire); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
 		return Frame{}, err
 	}
-	if got != h.checksum() {
-		if !compressed {
-			fr.pool.put(wire)
-		}
+	if got := xxhash.Sum64(wire); got != h.checksum() {
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: header says 0x%016x, payload hashes to 0x%016x", ErrChecksum, h.checksum(), got))
 	}
 	if !compressed {
@@ -377,41 +311,15 @@ func (fr *frameReader) readPayload(h *header) (Frame, error) {
 		}
 		fr.dec = dec
 	}
-	out, err := fr.dec.DecodeAll(wire, fr.pool.get(raw)[:0])
+	out, err := fr.dec.DecodeAll(wire, getPayload(raw)[:0])
 	if err != nil {
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: zstd: %v", ErrMalformed, err))
 	}
 	if len(out) != raw {
-		fr.pool.put(out)
 		return Frame{}, h.frameError(fr.stream, fmt.Errorf("%w: zstd payload decompresses to %d bytes, header says %d", ErrMalformed, len(out), raw))
 	}
 	f.Payload = out
 	return f, nil
-}
-
-// readHashed fills p and returns its xxhash64, hashing each piece as it
-// is read, while it is still in the CPU's cache. Once the buffered reader
-// is empty, a large remainder is read from the connection straight into
-// p.
-func (fr *frameReader) readHashed(p []byte) (uint64, error) {
-	fr.sum.Reset()
-	fr.direct = false
-	for off := 0; off < len(p); {
-		r := fr.r
-		if fr.br != nil && fr.br.Buffered() == 0 && (fr.direct || len(p)-off >= minDirectRead) {
-			r, fr.direct = fr.raw, true
-		}
-		n, err := r.Read(p[off:min(len(p), off+maxHashedRead)])
-		fr.sum.Write(p[off : off+n])
-		off += n
-		if err != nil && off < len(p) {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-	}
-	return fr.sum.Sum64(), nil
 }
 
 // read reads one whole frame.

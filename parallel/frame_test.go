@@ -38,7 +38,6 @@ func rehash(b []byte) []byte {
 }
 
 func TestFrameRoundTrip(t *testing.T) {
-	t.Parallel()
 	text := bytes.Repeat([]byte("abcdefgh"), 1000)
 	for _, tc := range []struct {
 		name     string
@@ -82,7 +81,6 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestFrameRefused(t *testing.T) {
-	t.Parallel()
 	data := encode(t, Frame{Type: TypeData, Window: 5, Entry: 3, Payload: []byte("hello, frame")}, false)
 	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(data)) }
 	for _, tc := range []struct {
@@ -145,7 +143,6 @@ type step struct {
 // naming the frame, tells the client with an ERROR frame, and delivers
 // nothing.
 func TestRefusedBySession(t *testing.T) {
-	t.Parallel()
 	data := func(w, e uint64, ord uint32, n int) []byte {
 		return encode(t, Frame{Type: TypeData, Window: w, Entry: e, Ordinal: ord, Payload: fill(w, ord, n)}, false)
 	}
@@ -263,7 +260,6 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 // TestFuzzSeeds writes the committed corpus with -write-seeds and checks
 // otherwise that it is there and up to date with the frame layout.
 func TestFuzzSeeds(t *testing.T) {
-	t.Parallel()
 	dir := filepath.Join("testdata", "fuzz", "FuzzFrame")
 	for name, b := range fuzzSeeds(t) {
 		path := filepath.Join(dir, name)

@@ -242,7 +242,7 @@ const (
 // newConn sets up the buffers of an authenticated stream.
 func newConn(nc net.Conn, index int) *conn {
 	br := bufio.NewReaderSize(nc, readBufSize)
-	return &conn{nc: nc, br: br, fr: newBufferedFrameReader(br, nc, index), fw: newFrameWriter(nc, writeBufSize)}
+	return &conn{nc: nc, br: br, fr: newFrameReader(br, index), fw: newFrameWriter(nc, writeBufSize)}
 }
 
 // sendError writes an ERROR frame with a short deadline, best effort.

@@ -36,7 +36,7 @@ func (w *Window) Release() {
 		return
 	}
 	for i := range w.Frames {
-		w.s.rcv.pool.put(w.Frames[i].Payload)
+		putPayload(w.Frames[i].Payload)
 		w.Frames[i].Payload = nil
 	}
 	r := &w.s.rcv
@@ -49,8 +49,6 @@ func (w *Window) Release() {
 
 // receiver is the server's window reassembly and credit state.
 type receiver struct {
-	pool payloadPool // received payload buffers; has its own lock
-
 	mu      sync.Mutex // guards everything below
 	n       int        // streams
 	limit   int64      // credit granted
@@ -88,7 +86,6 @@ type winState struct {
 
 func (r *receiver) init(n int, limit int64) {
 	r.n, r.limit = n, limit
-	r.pool.limit = limit
 	r.open = make([]uint64, n)
 	r.started = make([]bool, n)
 	r.windows = make(map[uint64]*winState)

@@ -121,8 +121,7 @@ func (s *Session) clientOnly(op string) error {
 }
 
 // SendFrame queues a DATA frame of window f.Window with entry index
-// f.Entry (f.Type must be 0 or TypeData; Flags and Ordinal are ignored;
-// f.Sum is used when f.Summed is set).
+// f.Entry (f.Type must be 0 or TypeData; Flags and Ordinal are ignored).
 // The frame goes on the stream with the fewest queued bytes.
 //
 // Windows are sent one at a time in consecutive order: all frames of
@@ -161,7 +160,7 @@ func (s *Session) SendFrame(ctx context.Context, f Frame) error {
 		sn.per = make([]windowEnd, len(s.streams))
 	}
 	st := s.leastQueued()
-	st.enqueue(Frame{Type: TypeData, Window: f.Window, Entry: f.Entry, Ordinal: sn.ordinal, Payload: f.Payload, Sum: f.Sum, Summed: f.Summed})
+	st.enqueue(Frame{Type: TypeData, Window: f.Window, Entry: f.Entry, Ordinal: sn.ordinal, Payload: f.Payload})
 	n := uint64(len(f.Payload))
 	sn.ordinal++
 	sn.cost += cost

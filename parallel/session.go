@@ -50,7 +50,6 @@ type Session struct {
 	mode     AuthMode
 	t        Timeouts
 	compress bool          // compress DATA/CALL/REPLY payloads
-	written  func([]byte)  // client: ClientConfig.Written
 	idle     time.Duration // read deadline while waiting for a header
 	streams  []*stream
 
@@ -111,7 +110,7 @@ func newSession(r role, conns []*conn, t Timeouts, peerKeepAlive time.Duration) 
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for i, c := range conns {
-		c.fr.stream, c.fr.pool = i, &s.rcv.pool
+		c.fr.stream = i
 		s.streams = append(s.streams, &stream{s: s, index: i, c: c, wake: make(chan struct{}, 1)})
 	}
 	return s
@@ -368,9 +367,6 @@ func (st *stream) writeLoop() error {
 			st.mu.Lock()
 			st.queued -= int64(len(f.Payload))
 			st.mu.Unlock()
-		}
-		if f.Type == TypeData && st.s.written != nil {
-			st.s.written(f.Payload)
 		}
 		if a == actFinal {
 			if err := st.flush(); err != nil {

@@ -172,7 +172,6 @@ func receivePlan(ctx context.Context, s *Session, plan []planned, ack bool) erro
 }
 
 func TestRoundTrip(t *testing.T) {
-	t.Parallel()
 	for _, n := range []int{1, 2, 4, 8} {
 		t.Run(fmt.Sprintf("streams=%d", n), func(t *testing.T) {
 			ctx := testCtx(t)
@@ -229,7 +228,6 @@ func TestRoundTrip(t *testing.T) {
 // TestCreditBound: a server that does not release windows stalls the
 // client, whose credit in flight never exceeds the grant.
 func TestCreditBound(t *testing.T) {
-	t.Parallel()
 	const credit = 256 << 10
 	ctx := testCtx(t)
 	c, s := pair(t, ServerConfig{Credit: credit}, ClientConfig{Streams: 4})
@@ -312,7 +310,6 @@ func nextWithin(s *Session, d time.Duration) (*Window, error) {
 // TestCut: a TCP connection of the session cut in the middle of a window
 // fails both sides; the incomplete window is never delivered.
 func TestCut(t *testing.T) {
-	t.Parallel()
 	for _, side := range []string{"client", "server"} {
 		t.Run(side, func(t *testing.T) {
 			ctx := testCtx(t)
@@ -380,7 +377,6 @@ func checkBroken(t *testing.T, err error) {
 }
 
 func TestZstd(t *testing.T) {
-	t.Parallel()
 	ctx := testCtx(t)
 	c, s := pair(t, ServerConfig{}, ClientConfig{Streams: 2, Compress: true})
 	text := bytes.Repeat([]byte("logship compresses journal entries full of repeated text. "), 4000)
@@ -430,7 +426,6 @@ func TestZstd(t *testing.T) {
 }
 
 func TestCall(t *testing.T) {
-	t.Parallel()
 	ctx := testCtx(t)
 	var mu sync.Mutex
 	running, most := 0, 0
@@ -498,7 +493,6 @@ func TestCall(t *testing.T) {
 }
 
 func TestFail(t *testing.T) {
-	t.Parallel()
 	ctx := testCtx(t)
 	t.Run("client", func(t *testing.T) {
 		c, s := pair(t, ServerConfig{}, ClientConfig{Streams: 3})
@@ -539,7 +533,6 @@ func TestFail(t *testing.T) {
 // TestCloseDrains: windows sent before an orderly close are delivered,
 // then the close.
 func TestCloseDrains(t *testing.T) {
-	t.Parallel()
 	ctx := testCtx(t)
 	c, s := pair(t, ServerConfig{}, ClientConfig{Streams: 4})
 	plan := makePlan(rand.New(rand.NewPCG(3, 3)), 50, 20, 6, 32<<10)
@@ -574,7 +567,6 @@ func TestCloseDrains(t *testing.T) {
 }
 
 func TestMisuse(t *testing.T) {
-	t.Parallel()
 	ctx := testCtx(t)
 	c, s := pair(t, ServerConfig{Credit: MinCredit}, ClientConfig{Streams: 2})
 	if _, err := c.Next(ctx); !errors.Is(err, ErrWrongSide) {
@@ -617,7 +609,6 @@ func TestMisuse(t *testing.T) {
 }
 
 func TestConfigRefused(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		addr string
@@ -663,7 +654,6 @@ func TestConfigRefused(t *testing.T) {
 
 // TestIdleTimeout: a peer that goes silent (no PING) is noticed.
 func TestIdleTimeout(t *testing.T) {
-	t.Parallel()
 	l := listen(t, ServerConfig{})
 	rawDial(t, l, 1, 100*time.Millisecond, "")
 	s := accept(t, l)
@@ -729,7 +719,6 @@ func readError(t testing.TB, c *conn) *RemoteError {
 // TestCutAfterPartialEnds: WINDOW_END reached three of four streams, then
 // the fourth connection drops: the window is not delivered.
 func TestCutAfterPartialEnds(t *testing.T) {
-	t.Parallel()
 	l := listen(t, ServerConfig{})
 	conns := rawDial(t, l, 4, 5*time.Second, "")
 	s := accept(t, l)

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package parallel
-
-// hugepages does nothing outside Linux.
-func hugepages([]byte) {}
