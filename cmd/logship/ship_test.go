@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,94 +266,6 @@ func TestShipKill(t *testing.T) {
 	imageAfterStop(t, p, "vol", img)
 }
 
-// cutProxy forwards TCP to target and cuts every connection each time
-// another cut bytes have gone from the client to the server, n times.
-type cutProxy struct {
-	l      net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []net.Conn
-	bytes int64
-	every int64
-	left  int
-	cuts  int
-}
-
-func newCutProxy(t *testing.T, target string, every int64, n int) *cutProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{l: l, target: target, every: every, left: n}
-	p.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			p.wg.Go(func() { p.pipe(u, c, true) })
-			p.wg.Go(func() { p.pipe(c, u, false) })
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-func (p *cutProxy) pipe(dst, src net.Conn, up bool) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-			if up {
-				p.mu.Lock()
-				p.bytes += int64(n)
-				cut := p.left > 0 && p.bytes >= p.every
-				if cut {
-					p.left--
-					p.cuts++
-					p.bytes = 0
-				}
-				p.mu.Unlock()
-				if cut {
-					p.cut()
-					return
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // TestShipCutStreams: the connections are cut in the middle of windows,
 // three times; ship reconnects and the image is right.
 func TestShipCutStreams(t *testing.T) {
@@ -362,15 +273,13 @@ func TestShipCutStreams(t *testing.T) {
 	dir := t.TempDir()
 	path, _, img := shipJournal(t, dir, 5)
 	p := startServe(t, filepath.Join(dir, "srv"))
-	px := newCutProxy(t, p.addr, 5<<20, 3)
-	r := logship(t, "ship", path, "--to", px.l.Addr().String(), "--task", "vol", "--insecure", "--window-entries", "30")
+	px := fixtures.NewCutProxy(t, p.addr)
+	px.CutEvery(5<<20, 3)
+	r := logship(t, "ship", path, "--to", px.Addr(), "--task", "vol", "--insecure", "--window-entries", "30")
 	if r.code != 0 {
 		t.Fatalf("ship: exit %d\n%s", r.code, r.stderr)
 	}
-	px.mu.Lock()
-	cuts := px.cuts
-	px.mu.Unlock()
-	if cuts != 3 || !strings.Contains(r.stdout, "3 reconnects") {
+	if cuts := px.Cuts(); cuts != 3 || !strings.Contains(r.stdout, "3 reconnects") {
 		t.Fatalf("%d cuts; stdout %q\n%s", cuts, r.stdout, r.stderr)
 	}
 	imageAfterStop(t, p, "vol", img)
@@ -392,7 +301,7 @@ func TestShipFollow(t *testing.T) {
 	s := startShip(t, log, "--to", p.addr, "--task", "vol", "--insecure", "--follow", "--size", "16MiB")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := writeLikeKernel(ctx, log, wl, 2*time.Millisecond); err != nil {
+	if err := fixtures.WriteLikeKernel(ctx, log, wl, "", 2*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	s.wait(t)
@@ -409,58 +318,6 @@ func TestShipFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	imageAfterStop(t, p, "vol", img)
-}
-
-// writeLikeKernel appends wl's entries to the journal file at path as the
-// kernel's target does: the superblock is rewritten only after a FUA or
-// MARK entry; it ends with the end mark. It pauses every 50 entries.
-func writeLikeKernel(ctx context.Context, path string, wl fixtures.Workload, pause time.Duration) error {
-	src, err := wl.Bytes()
-	if err != nil {
-		return err
-	}
-	r, err := journal.NewReader(bytes.NewReader(src), int64(len(src)))
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w, err := journal.NewWriter(f, wl.SectorSize)
-	if err != nil {
-		return err
-	}
-	add := func(e journal.Entry, p []byte) error {
-		if err := w.Append(journal.Entry{Sector: e.Sector, NrSectors: e.NrSectors, Flags: e.Flags, Label: e.Label}, p); err != nil {
-			return err
-		}
-		if e.Flags&(journal.FlagFUA|journal.FlagMark) != 0 {
-			return w.WriteSuper()
-		}
-		return nil
-	}
-	for e, err := range r.All() {
-		if err != nil {
-			return err
-		}
-		p := make([]byte, e.PayloadLen())
-		if err := r.ReadPayload(e, p); err != nil {
-			return err
-		}
-		if err := add(e, p); err != nil {
-			return err
-		}
-		if e.Index%50 == 49 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(pause):
-			}
-		}
-	}
-	return add(journal.Entry{Flags: journal.FlagMark, Label: journal.EndMark}, nil)
 }
 
 // BenchmarkShipProcess runs the real binaries, `logship serve` (group
